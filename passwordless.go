@@ -1,0 +1,525 @@
+// Package passwordless signs users in with one-time codes sent by SMS or
+// email. A Service starts a sign-in (it sends a code and returns a token),
+// resends the code and verifies it; a Handler serves the Service over HTTP
+// with the wire contract of the Schibsted account passwordless API.
+//
+// The Service works behind small interfaces: a Store for sign-ins, a
+// Sender per connection, a ClientAuthority that decides which API client
+// calls and a RateLimiter. Each has an in-memory implementation in this
+// package, used by default.
+//
+// Codes come from crypto/rand, are stored only as keyed hashes (HMAC-SHA-256
+// with the configured secret), are compared in constant time, expire, work
+// once and accept a limited number of checks.
+package passwordless
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/text/language"
+)
+
+// Config configures a Service. Zero values mean the defaults named on each
+// field, so the zero Config gives a working development setup: in-memory
+// store, limiter and clients, and codes printed to standard output.
+type Config struct {
+	// Secret keys the HMAC of stored codes. It must be at least 32 bytes
+	// of random data and the same in every instance that shares a Store.
+	// Default: a random secret per Service, so codes do not survive a
+	// restart; New logs a warning.
+	Secret []byte
+	// PreviousSecrets are older secrets still accepted when verifying, so
+	// the secret can be rotated without failing sign-ins in flight.
+	PreviousSecrets [][]byte
+
+	// Store keeps sign-ins. Default: a MemoryStore.
+	Store Store
+	// Clients decides which API client a request acts for. Default: a
+	// ClientRegistry with one public client, "default", that may call every
+	// endpoint and serves requests without credentials; New logs a
+	// warning.
+	Clients ClientAuthority
+	// SMSSender delivers SMS. EmailSender delivers email. A connection
+	// without a sender is rejected with ErrNoSender. Default, only when
+	// both are nil: a PrintSender on standard output for both; New logs a
+	// warning.
+	SMSSender   Sender
+	EmailSender Sender
+	// Limiter keeps the rate-limit budgets. Default: a MemoryLimiter.
+	Limiter RateLimiter
+	// Limits are the rate-limit policies; see Limits for the defaults.
+	Limits Limits
+	// AllowedSMSRegions lists the ISO 3166 region codes, such as "SE" and
+	// "NO", whose phone numbers may receive SMS. Empty allows every region.
+	AllowedSMSRegions []string
+	// PhoneRegion is the region of phone numbers written without a country
+	// code, such as "NO". Default: none, so numbers must start with + or
+	// 00.
+	PhoneRegion string
+
+	// CodeLength is the number of digits in a code, 6 to 12. Default: 6.
+	CodeLength int
+	// CodeTTL is how long a code is accepted after it is sent. Default:
+	// 10 minutes. New logs a warning above 10 minutes, the most that NIST
+	// SP 800-63B allows for out-of-band codes.
+	CodeTTL time.Duration
+	// SignInTTL is how long a sign-in can be resent after it starts.
+	// Default: 1 hour. It is never shorter than CodeTTL.
+	SignInTTL time.Duration
+	// MaxAttempts is the number of failed checks a sign-in allows before no
+	// code is accepted for it any more. Default: 5.
+	MaxAttempts int
+	// ResendInterval is the least time between two sends for one sign-in.
+	// Default: 30 seconds.
+	ResendInterval time.Duration
+	// MaxResends is the number of resends a sign-in allows. Default: 3.
+	MaxResends int
+
+	// DefaultLocale is the message language when the request's locale is
+	// missing or matches no template. Default: English.
+	DefaultLocale language.Tag
+	// Templates add languages or replace built-in texts; a field left
+	// empty keeps the built-in text. See BuiltinTemplates.
+	Templates map[language.Tag]MessageTemplate
+	// ProductName is shown to users in messages. Default: none, and the
+	// texts read naturally without it.
+	ProductName string
+
+	// Logger receives warnings and errors. It never receives codes,
+	// secrets or full email addresses and phone numbers. Default:
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Service runs passwordless sign-ins. It is safe for concurrent use.
+type Service struct {
+	secrets    [][]byte
+	limiterKey []byte
+
+	store   Store
+	clients ClientAuthority
+	senders map[Connection]Sender
+	limiter RateLimiter
+	limits  Limits
+	regions []string
+	region  string
+
+	codeLength     int
+	codeTTL        time.Duration
+	signInTTL      time.Duration
+	maxAttempts    int
+	resendInterval time.Duration
+	maxResends     int
+
+	catalog *catalog
+	logger  *slog.Logger
+	now     func() time.Time
+	random  io.Reader
+
+	limiterErrors errorThrottle
+}
+
+// minSecretLength is the shortest accepted secret: 256 bits, the HMAC-SHA-256
+// output size.
+const minSecretLength = 32
+
+// New returns a Service for cfg, or an error naming the invalid setting.
+func New(cfg Config) (*Service, error) {
+	s := &Service{
+		store:          cfg.Store,
+		clients:        cfg.Clients,
+		limiter:        cfg.Limiter,
+		limits:         cfg.Limits.withDefaults(),
+		region:         strings.ToUpper(cfg.PhoneRegion),
+		codeLength:     orDefault(cfg.CodeLength, defaultCodeLength),
+		codeTTL:        orDefault(cfg.CodeTTL, 10*time.Minute),
+		signInTTL:      orDefault(cfg.SignInTTL, time.Hour),
+		maxAttempts:    orDefault(cfg.MaxAttempts, 5),
+		resendInterval: orDefault(cfg.ResendInterval, 30*time.Second),
+		maxResends:     orDefault(cfg.MaxResends, 3),
+		logger:         cfg.Logger,
+		now:            cfg.Now,
+		random:         rand.Reader,
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.limiterErrors.interval = time.Minute
+
+	if err := s.checkSettings(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setSecrets(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.setCollaborators(cfg); err != nil {
+		return nil, err
+	}
+
+	defaultTag := cfg.DefaultLocale
+	if defaultTag == (language.Tag{}) {
+		defaultTag = language.English
+	}
+	if strings.ContainsAny(cfg.ProductName, "\r\n") {
+		return nil, errors.New("passwordless: ProductName must not contain line breaks")
+	}
+	c, err := newCatalog(cfg.Templates, defaultTag, cfg.ProductName)
+	if err != nil {
+		return nil, err
+	}
+	s.catalog = c
+	return s, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// checkSettings validates the numeric settings after defaults are applied.
+func (s *Service) checkSettings(cfg Config) error {
+	switch {
+	case s.codeLength < minCodeLength || s.codeLength > maxCodeLength:
+		return fmt.Errorf("passwordless: CodeLength %d is out of range, expected 6 to 12", s.codeLength)
+	case s.codeTTL < 0:
+		return fmt.Errorf("passwordless: CodeTTL %s is negative", s.codeTTL)
+	case s.signInTTL < 0:
+		return fmt.Errorf("passwordless: SignInTTL %s is negative", s.signInTTL)
+	case s.maxAttempts < 1:
+		return fmt.Errorf("passwordless: MaxAttempts %d is out of range, expected at least 1", s.maxAttempts)
+	case s.maxAttempts > 100:
+		return fmt.Errorf("passwordless: MaxAttempts %d is above 100, the most NIST SP 800-63B allows", s.maxAttempts)
+	case s.resendInterval < 0:
+		return fmt.Errorf("passwordless: ResendInterval %s is negative", s.resendInterval)
+	case s.maxResends < 0:
+		return fmt.Errorf("passwordless: MaxResends %d is negative", s.maxResends)
+	}
+	if s.codeTTL > 10*time.Minute {
+		s.logger.Warn("passwordless: CodeTTL is above 10 minutes, the most NIST SP 800-63B allows for out-of-band codes", "code_ttl", s.codeTTL)
+	}
+	if s.signInTTL < s.codeTTL {
+		s.signInTTL = s.codeTTL
+	}
+
+	for _, r := range cfg.AllowedSMSRegions {
+		r = strings.ToUpper(strings.TrimSpace(r))
+		if len(r) != 2 {
+			return fmt.Errorf("passwordless: AllowedSMSRegions entry %q is not an ISO 3166 region code such as SE", r)
+		}
+		s.regions = append(s.regions, r)
+	}
+	return nil
+}
+
+// setSecrets checks the HMAC secrets, or makes a random one with a warning.
+func (s *Service) setSecrets(cfg Config) error {
+	secret := cfg.Secret
+	if len(secret) == 0 {
+		secret = make([]byte, minSecretLength)
+		if _, err := io.ReadFull(s.random, secret); err != nil {
+			return fmt.Errorf("passwordless: making a random secret: %w", err)
+		}
+		s.logger.Warn("passwordless: no Secret configured, using a random one: codes stop working on restart and cannot be shared between instances; set Config.Secret in production")
+	}
+	for i, key := range append([][]byte{secret}, cfg.PreviousSecrets...) {
+		if len(key) < minSecretLength {
+			name := "Secret"
+			if i > 0 {
+				name = fmt.Sprintf("PreviousSecrets[%d]", i-1)
+			}
+			return fmt.Errorf("passwordless: %s is %d bytes, expected at least %d random bytes", name, len(key), minSecretLength)
+		}
+		s.secrets = append(s.secrets, slices.Clone(key))
+	}
+
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("passwordless rate-limit keys"))
+	s.limiterKey = mac.Sum(nil)
+	return nil
+}
+
+// setCollaborators fills in the in-memory defaults and warns about those
+// unfit for production.
+func (s *Service) setCollaborators(cfg Config) error {
+	if s.store == nil {
+		s.store = NewMemoryStore(s.now)
+	}
+	if s.limiter == nil {
+		s.limiter = NewMemoryLimiter(MemoryLimiterConfig{Now: s.now})
+	}
+	if s.clients == nil {
+		registry := &ClientRegistry{}
+		registry.AddClient(Client{ID: "default", Endpoints: []Endpoint{AllEndpoints}})
+		registry.SetDefaultClient("default")
+		s.clients = registry
+		s.logger.Warn("passwordless: no Clients configured, so every caller acts as the public client \"default\"; set Config.Clients in production")
+	}
+
+	s.senders = map[Connection]Sender{}
+	if cfg.SMSSender != nil {
+		s.senders[SMS] = cfg.SMSSender
+	}
+	if cfg.EmailSender != nil {
+		s.senders[Email] = cfg.EmailSender
+	}
+	if len(s.senders) == 0 {
+		printer := &PrintSender{}
+		s.senders[SMS] = printer
+		s.senders[Email] = printer
+	}
+	for conn, sender := range s.senders {
+		if _, ok := sender.(*PrintSender); ok {
+			s.logger.Warn("passwordless: the PrintSender writes one-time codes to its output instead of delivering them; do not use it in production", "connection", conn)
+		}
+	}
+	return nil
+}
+
+// StartRequest asks for a sign-in.
+type StartRequest struct {
+	// Connection is "sms" or "email".
+	Connection string
+	// PhoneNumber is the recipient for SMS; ignored for email.
+	PhoneNumber string
+	// Email is the recipient for email; ignored for SMS.
+	Email string
+	// Locale is the requested message language, such as "nb_NO" or "sv".
+	Locale string
+	// Credentials identify the API client.
+	Credentials Credentials
+	// ClientIP is the user's address, for allowlists and rate limits. The
+	// zero Addr skips the per-IP limits.
+	ClientIP netip.Addr
+}
+
+// StartResult is what Start returns.
+type StartResult struct {
+	// Token is the passwordless token to pass to Resend and Verify.
+	Token string
+	// Locale is the language the message was written in.
+	Locale language.Tag
+	// RateLimit is the tightest rate-limit budget the request used. Start
+	// sets it even when it returns an error.
+	RateLimit RateStatus
+}
+
+// Start validates the request, sends a new one-time code and returns the
+// sign-in's token. If the message cannot be sent, the sign-in is removed
+// and the error matches ErrSendFailed.
+func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, error) {
+	rates := &rateTracker{svc: s}
+	result, err := s.start(ctx, req, rates)
+	result.RateLimit = rates.tightest
+	return result, err
+}
+
+func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracker) (StartResult, error) {
+	caller, err := s.authorize(ctx, EndpointStart, req.Credentials, req.ClientIP)
+	if err != nil {
+		return StartResult{}, err
+	}
+	err = rates.take(ctx,
+		ipPolicy("start-ip", req.ClientIP, s.limits.StartPerIP),
+		clientPolicy("start-client", caller.ClientID, s.limits.StartPerClient))
+	if err != nil {
+		return StartResult{}, err
+	}
+
+	dest, err := s.parseDestination(req)
+	if err != nil {
+		return StartResult{}, err
+	}
+	sender, ok := s.senders[dest.connection]
+	if !ok {
+		return StartResult{}, &ParamError{Param: "connection", Err: ErrNoSender}
+	}
+	if dest.connection == SMS && len(s.regions) > 0 && !slices.Contains(s.regions, dest.region) {
+		return StartResult{}, &ParamError{Param: "phoneNumber", Err: ErrCountryNotAllowed, Detail: "region " + dest.region}
+	}
+
+	if err := rates.peek(ctx, s.failurePolicy(dest.canonical)); err != nil {
+		return StartResult{}, err
+	}
+	sendPolicies := s.sendPolicies(dest)
+	err = rates.take(ctx, append([]policy{
+		s.destinationPolicy("start-destination", dest.canonical, s.limits.StartPerDestination),
+	}, sendPolicies...)...)
+	if err != nil {
+		return StartResult{}, err
+	}
+
+	localeIndex := s.catalog.match(req.Locale)
+	locale := s.catalog.tags[localeIndex]
+	token, code, err := s.newTokenAndCode()
+	if err != nil {
+		rates.refund(ctx, sendPolicies...)
+		return StartResult{}, err
+	}
+
+	now := s.now()
+	signIn := SignIn{
+		Token:         token,
+		ClientID:      caller.ClientID,
+		Connection:    dest.connection,
+		Recipient:     dest.address,
+		Identifier:    dest.canonical,
+		Locale:        locale.String(),
+		CodeHash:      hashCode(s.secrets[0], token, code),
+		CodeExpiresAt: now.Add(s.codeTTL),
+		SentAt:        now,
+		Sends:         1,
+		CreatedAt:     now,
+		ExpiresAt:     now.Add(s.signInTTL),
+	}
+	if err := s.store.Create(ctx, signIn); err != nil {
+		rates.refund(ctx, sendPolicies...)
+		return StartResult{}, s.storeFailed("create", token, err)
+	}
+
+	if err := s.send(ctx, sender, signIn, localeIndex, code); err != nil {
+		if delErr := s.store.Delete(ctx, token); delErr != nil {
+			s.logger.Error("passwordless: removing a sign-in after a failed send failed", "token", token, "error", delErr)
+		}
+		rates.refund(ctx, sendPolicies...)
+		return StartResult{}, err
+	}
+	return StartResult{Token: token, Locale: locale}, nil
+}
+
+// parseDestination validates the identifier that the connection needs.
+func (s *Service) parseDestination(req StartRequest) (destination, error) {
+	conn, err := parseConnection(req.Connection)
+	if err != nil {
+		return destination{}, err
+	}
+	if conn == SMS {
+		return parsePhone("phoneNumber", req.PhoneNumber, s.region)
+	}
+	return parseEmail("email", req.Email)
+}
+
+// sendPolicies are the budgets every message to dest spends.
+func (s *Service) sendPolicies(dest destination) []policy {
+	policies := []policy{s.destinationPolicy("sends-destination", dest.canonical, s.limits.SendsPerDestination)}
+	if dest.connection == SMS {
+		policies = append(policies, policy{name: "sms-country", key: "sms-country:" + dest.region, limit: s.limits.SMSPerCountry})
+	}
+	return policies
+}
+
+func (s *Service) failurePolicy(canonical string) policy {
+	return s.destinationPolicy("failures-destination", canonical, s.limits.FailuresPerDestination)
+}
+
+func (s *Service) newTokenAndCode() (token, code string, err error) {
+	id, err := uuid.NewRandomFromReader(s.random)
+	if err != nil {
+		return "", "", fmt.Errorf("passwordless: making a token: %w", err)
+	}
+	code, err = generateCode(s.random, s.codeLength)
+	if err != nil {
+		return "", "", err
+	}
+	return id.String(), code, nil
+}
+
+// send renders the message for the sign-in and hands it to the sender.
+func (s *Service) send(ctx context.Context, sender Sender, signIn SignIn, localeIndex int, code string) error {
+	text, err := s.catalog.render(localeIndex, signIn.Connection, templateData{
+		Code:    code,
+		Minutes: int(s.codeTTL.Round(time.Minute) / time.Minute),
+		Product: s.catalog.product,
+	})
+	if err != nil {
+		return wrapErr(ErrSendFailed, err)
+	}
+
+	msg := Message{
+		Connection: signIn.Connection,
+		To:         signIn.Recipient,
+		Code:       code,
+		Token:      signIn.Token,
+		Locale:     s.catalog.tags[localeIndex],
+		Subject:    text.subject,
+		Body:       text.body,
+	}
+	if err := sender.Send(ctx, msg); err != nil {
+		s.logger.Error("passwordless: sending the code failed",
+			"connection", signIn.Connection, "to", redact(signIn.Recipient), "token", signIn.Token, "error", err)
+		return wrapErr(ErrSendFailed, err)
+	}
+	return nil
+}
+
+// authorize asks the ClientAuthority who calls. It passes client errors
+// through and reports any other failure as ErrClientsUnavailable.
+func (s *Service) authorize(ctx context.Context, endpoint Endpoint, creds Credentials, ip netip.Addr) (Caller, error) {
+	caller, err := s.clients.Authorize(ctx, AuthRequest{Endpoint: endpoint, Credentials: creds, IP: ip})
+	if err != nil {
+		if isClientError(err) {
+			return Caller{}, err
+		}
+		s.logger.Error("passwordless: client authority failed", "endpoint", endpoint, "error", err)
+		return Caller{}, wrapErr(ErrClientsUnavailable, err)
+	}
+	return caller, nil
+}
+
+// storeFailed logs a store error and returns the error to report.
+func (s *Service) storeFailed(op, token string, err error) error {
+	s.logger.Error("passwordless: store failed", "operation", op, "token", token, "error", err)
+	return wrapErr(ErrStoreUnavailable, err)
+}
+
+// limiterFailed logs a limiter error at most once a minute and returns the
+// error to report, so that a down backend fails requests closed without
+// flooding the log.
+func (s *Service) limiterFailed(err error) error {
+	if suppressed, ok := s.limiterErrors.allow(s.now()); ok {
+		s.logger.Error("passwordless: rate limiter failed, rejecting requests", "error", err, "suppressed_since_last", suppressed)
+	}
+	return wrapErr(ErrLimiterUnavailable, err)
+}
+
+// errorThrottle lets one log line through per interval and counts the rest.
+type errorThrottle struct {
+	interval time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many lines were suppressed
+// since the last one logged.
+func (t *errorThrottle) allow(now time.Time) (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.last.IsZero() && now.Sub(t.last) < t.interval {
+		t.suppressed++
+		return 0, false
+	}
+	suppressed := t.suppressed
+	t.last, t.suppressed = now, 0
+	return suppressed, true
+}

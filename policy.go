@@ -1,0 +1,213 @@
+package passwordless
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/netip"
+	"time"
+)
+
+// Limits are the rate-limit policies the service applies. A zero Limit
+// means the default named on its field; a Limit with a negative Quota
+// turns the policy off.
+//
+// Each endpoint has its own budgets per client IP address and per API
+// client, so that verify traffic cannot use up the start budget. The
+// destination budgets key on the canonical email address or E.164 number,
+// so formatting variants share one budget, and they span all sign-ins to
+// the destination.
+type Limits struct {
+	// StartPerIP limits starts per client IP. Default: 30 per 10 minutes.
+	StartPerIP Limit
+	// ResendPerIP limits resends per client IP. Default: 30 per 10 minutes.
+	ResendPerIP Limit
+	// VerifyPerIP limits verifies per client IP. Default: 60 per 10
+	// minutes.
+	VerifyPerIP Limit
+
+	// StartPerClient limits starts per API client. Default: 10000 per
+	// hour.
+	StartPerClient Limit
+	// ResendPerClient limits resends per API client. Default: 10000 per
+	// hour.
+	ResendPerClient Limit
+	// VerifyPerClient limits verifies per API client. Default: 20000 per
+	// hour.
+	VerifyPerClient Limit
+
+	// StartPerDestination limits starts per email address or phone number.
+	// Default: 5 per 15 minutes.
+	StartPerDestination Limit
+	// SendsPerDestination is the long-window quota of messages, first
+	// codes and resends alike, per email address or phone number. Default:
+	// 10 per 24 hours.
+	SendsPerDestination Limit
+	// FailuresPerDestination limits failed checks per email address or
+	// phone number across all its sign-ins. When it is spent, verify fails
+	// and start is refused for the destination. Default: 10 per 24 hours.
+	FailuresPerDestination Limit
+	// SMSPerCountry limits SMS sends per country of the phone number,
+	// which caps the cost of SMS pumping to one country. Default: 1000
+	// per hour.
+	SMSPerCountry Limit
+}
+
+// DefaultLimits returns the limits that zero fields of Limits stand for.
+func DefaultLimits() Limits {
+	return Limits{
+		StartPerIP:             Limit{Quota: 30, Window: 10 * time.Minute},
+		ResendPerIP:            Limit{Quota: 30, Window: 10 * time.Minute},
+		VerifyPerIP:            Limit{Quota: 60, Window: 10 * time.Minute},
+		StartPerClient:         Limit{Quota: 10000, Window: time.Hour},
+		ResendPerClient:        Limit{Quota: 10000, Window: time.Hour},
+		VerifyPerClient:        Limit{Quota: 20000, Window: time.Hour},
+		StartPerDestination:    Limit{Quota: 5, Window: 15 * time.Minute},
+		SendsPerDestination:    Limit{Quota: 10, Window: 24 * time.Hour},
+		FailuresPerDestination: Limit{Quota: 10, Window: 24 * time.Hour},
+		SMSPerCountry:          Limit{Quota: 1000, Window: time.Hour},
+	}
+}
+
+// withDefaults fills zero limits with the defaults.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	fill := func(v *Limit, def Limit) {
+		if *v == (Limit{}) {
+			*v = def
+		}
+	}
+	fill(&l.StartPerIP, d.StartPerIP)
+	fill(&l.ResendPerIP, d.ResendPerIP)
+	fill(&l.VerifyPerIP, d.VerifyPerIP)
+	fill(&l.StartPerClient, d.StartPerClient)
+	fill(&l.ResendPerClient, d.ResendPerClient)
+	fill(&l.VerifyPerClient, d.VerifyPerClient)
+	fill(&l.StartPerDestination, d.StartPerDestination)
+	fill(&l.SendsPerDestination, d.SendsPerDestination)
+	fill(&l.FailuresPerDestination, d.FailuresPerDestination)
+	fill(&l.SMSPerCountry, d.SMSPerCountry)
+	return l
+}
+
+// RateStatus is the state of one rate-limit budget after a request.
+type RateStatus struct {
+	// Policy names the budget for logs, such as "start-ip". It is not sent
+	// to clients, so that they cannot tell which budget fired.
+	Policy string
+	// Limit is the budget's quota and window.
+	Limit Limit
+	Decision
+}
+
+// tighter reports whether s leaves less room than other: fewer remaining
+// events, or as few and a later reset. A status without a policy is the
+// loosest.
+func (s RateStatus) tighter(other RateStatus) bool {
+	if other.Policy == "" {
+		return s.Policy != ""
+	}
+	if s.Remaining != other.Remaining {
+		return s.Remaining < other.Remaining
+	}
+	return s.Reset > other.Reset
+}
+
+// policy is one budget applied to one request.
+type policy struct {
+	name  string
+	key   string
+	limit Limit
+}
+
+// rateTracker applies policies for one request and remembers the tightest
+// status seen.
+type rateTracker struct {
+	svc      *Service
+	tightest RateStatus
+}
+
+// take consumes one event of each enabled policy, in order. If one refuses,
+// the events already taken in this call are refunded and a
+// *RateLimitError is returned, so a refused request spends nothing of the
+// group.
+func (t *rateTracker) take(ctx context.Context, policies ...policy) error {
+	var taken []policy
+	for _, p := range policies {
+		if !p.limit.Enabled() || p.key == "" {
+			continue
+		}
+		d, err := t.svc.limiter.Take(ctx, p.key, p.limit)
+		if err != nil {
+			t.refund(ctx, taken...)
+			return t.svc.limiterFailed(err)
+		}
+		status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
+		if !d.Allowed {
+			t.refund(ctx, taken...)
+			t.tightest = status
+			return &RateLimitError{Status: status}
+		}
+		taken = append(taken, p)
+		t.observe(status)
+	}
+	return nil
+}
+
+// peek checks a policy without consuming it.
+func (t *rateTracker) peek(ctx context.Context, p policy) error {
+	if !p.limit.Enabled() || p.key == "" {
+		return nil
+	}
+	d, err := t.svc.limiter.Peek(ctx, p.key, p.limit)
+	if err != nil {
+		return t.svc.limiterFailed(err)
+	}
+	status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
+	if !d.Allowed {
+		t.tightest = status
+		return &RateLimitError{Status: status}
+	}
+	return nil
+}
+
+// refund gives back one event of each policy. Refund errors are logged and
+// otherwise ignored: a lost refund only makes a budget stricter.
+func (t *rateTracker) refund(ctx context.Context, policies ...policy) {
+	for _, p := range policies {
+		if !p.limit.Enabled() || p.key == "" {
+			continue
+		}
+		if err := t.svc.limiter.Refund(ctx, p.key, p.limit); err != nil {
+			t.svc.limiterFailed(err)
+		}
+	}
+}
+
+func (t *rateTracker) observe(s RateStatus) {
+	if s.tighter(t.tightest) {
+		t.tightest = s
+	}
+}
+
+// ipPolicy returns a per-IP policy; an invalid address disables it.
+func ipPolicy(name string, ip netip.Addr, limit Limit) policy {
+	if !ip.IsValid() {
+		return policy{}
+	}
+	return policy{name: name, key: name + ":" + ip.String(), limit: limit}
+}
+
+func clientPolicy(name, clientID string, limit Limit) policy {
+	return policy{name: name, key: name + ":" + clientID, limit: limit}
+}
+
+// destinationPolicy keys a budget on a keyed hash of the destination, so
+// that limiter backends never hold email addresses or phone numbers.
+func (s *Service) destinationPolicy(name, canonical string, limit Limit) policy {
+	mac := hmac.New(sha256.New, s.limiterKey)
+	mac.Write([]byte(canonical))
+	sum := mac.Sum(nil)
+	return policy{name: name, key: name + ":" + base64.RawURLEncoding.EncodeToString(sum[:16]), limit: limit}
+}
