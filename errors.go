@@ -245,6 +245,14 @@ const (
 // "420 status code 420".
 const StatusRateLimited = 420
 
+// HTTPStatus returns the HTTP status the Handler answers err with: 400 for
+// bad parameters and failed verifications, the contract's 401, 403 and 404
+// for client errors, 420 for rate limits, 429 for resend limits, 502 when
+// sending failed, 503 when a backend failed, and 500 for anything else.
+func HTTPStatus(err error) int {
+	return describeError(err, "", "").status
+}
+
 // errorInfo is how the handler answers an error.
 type errorInfo struct {
 	status      int

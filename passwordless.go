@@ -287,10 +287,14 @@ func (s *Service) setCollaborators(cfg Config) error {
 		s.senders[SMS] = printer
 		s.senders[Email] = printer
 	}
-	for conn, sender := range s.senders {
-		if _, ok := sender.(*PrintSender); ok {
-			s.logger.Warn("passwordless: the PrintSender writes one-time codes to its output instead of delivering them; do not use it in production", "connection", conn)
+	var printing []Connection
+	for _, conn := range []Connection{SMS, Email} {
+		if _, ok := s.senders[conn].(*PrintSender); ok {
+			printing = append(printing, conn)
 		}
+	}
+	if len(printing) > 0 {
+		s.logger.Warn("passwordless: the PrintSender writes one-time codes to its output instead of delivering them; do not use it in production", "connections", printing)
 	}
 	return nil
 }
@@ -360,11 +364,12 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 	if err := rates.peek(ctx, s.failurePolicy(dest.canonical)); err != nil {
 		return StartResult{}, err
 	}
-	sendPolicies := s.sendPolicies(dest)
-	err = rates.take(ctx, append([]policy{
+	// The destination budgets are refunded if no message goes out, so that
+	// a failure of ours does not cost the user a send.
+	destPolicies := append([]policy{
 		s.destinationPolicy("start-destination", dest.canonical, s.limits.StartPerDestination),
-	}, sendPolicies...)...)
-	if err != nil {
+	}, s.sendPolicies(dest)...)
+	if err := rates.take(ctx, destPolicies...); err != nil {
 		return StartResult{}, err
 	}
 
@@ -372,7 +377,7 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 	locale := s.catalog.tags[localeIndex]
 	token, code, err := s.newTokenAndCode()
 	if err != nil {
-		rates.refund(ctx, sendPolicies...)
+		rates.refund(ctx, destPolicies...)
 		return StartResult{}, err
 	}
 
@@ -392,7 +397,7 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 		ExpiresAt:     now.Add(s.signInTTL),
 	}
 	if err := s.store.Create(ctx, signIn); err != nil {
-		rates.refund(ctx, sendPolicies...)
+		rates.refund(ctx, destPolicies...)
 		return StartResult{}, s.storeFailed("create", token, err)
 	}
 
@@ -400,7 +405,7 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 		if delErr := s.store.Delete(ctx, token); delErr != nil {
 			s.logger.Error("passwordless: removing a sign-in after a failed send failed", "token", token, "error", delErr)
 		}
-		rates.refund(ctx, sendPolicies...)
+		rates.refund(ctx, destPolicies...)
 		return StartResult{}, err
 	}
 	return StartResult{Token: token, Locale: locale}, nil

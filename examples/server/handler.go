@@ -4,14 +4,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-passwordless/passwordless"
 )
 
 // newHandler builds the demo service: the client "demo" may call every
 // endpoint and acts for requests without credentials, and messages are
-// printed to out.
-func newHandler(out io.Writer, logger *slog.Logger, prefix string) (http.Handler, error) {
+// printed to out. now is the clock; nil means time.Now.
+func newHandler(out io.Writer, logger *slog.Logger, prefix string, now func() time.Time) (http.Handler, error) {
 	clients := &passwordless.ClientRegistry{}
 	clients.AddClient(passwordless.Client{
 		ID:        "demo",
@@ -26,6 +27,7 @@ func newHandler(out io.Writer, logger *slog.Logger, prefix string) (http.Handler
 		EmailSender: printer,
 		ProductName: "Demo",
 		Logger:      logger,
+		Now:         now,
 	})
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func main() {
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	handler, err := newHandler(os.Stdout, logger, *prefix)
+	handler, err := newHandler(os.Stdout, logger, *prefix, nil)
 	if err != nil {
 		logger.Error("configuring the service failed", "error", err)
 		os.Exit(1)
