@@ -114,13 +114,18 @@ type ClientRegistry struct {
 
 var _ ClientAuthority = (*ClientRegistry)(nil)
 
-// AddClient registers or replaces a client.
+// AddClient registers or replaces a client. The registry keeps copies of
+// the client's slices.
 func (r *ClientRegistry) AddClient(c Client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.clients == nil {
 		r.clients = make(map[string]Client)
 	}
+	c.Endpoints = slices.Clone(c.Endpoints)
+	c.AllowedIPs = slices.Clone(c.AllowedIPs)
+	c.Administers = slices.Clone(c.Administers)
+	c.Admins = slices.Clone(c.Admins)
 	r.clients[c.ID] = c
 }
 
@@ -131,6 +136,7 @@ func (r *ClientRegistry) AddToken(t AccessToken) {
 	if r.tokens == nil {
 		r.tokens = make(map[string]AccessToken)
 	}
+	t.Endpoints = slices.Clone(t.Endpoints)
 	r.tokens[t.Token] = t
 }
 
@@ -169,7 +175,7 @@ func (r *ClientRegistry) Authorize(_ context.Context, req AuthRequest) (Caller, 
 	if len(client.AllowedIPs) > 0 && !containsAddr(client.AllowedIPs, req.IP) {
 		return Caller{}, ErrIPNotAllowed
 	}
-	return Caller{ClientID: client.ID, Administers: client.Administers}, nil
+	return Caller{ClientID: client.ID, Administers: slices.Clone(client.Administers)}, nil
 }
 
 // resolve finds the client a request acts for. The caller holds mu.

@@ -117,8 +117,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, route, outcome{}, errorInfo{http.StatusNotFound, "Not found", "invalid_request"})
 		return
 	}
-	if suffix != "" && suffix != "json" {
-		h.writeError(w, r, route, outcome{}, errorInfo{http.StatusBadRequest, "Unsupported response format ." + suffix + ", only .json is supported", "invalid_request"})
+	if suffix != "" && suffix != ".json" {
+		h.writeError(w, r, route, outcome{}, errorInfo{http.StatusBadRequest, "Unsupported response format " + suffix + ", only .json is supported", "invalid_request"})
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -148,7 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // route splits a request path into the endpoint below the prefix and the
-// format suffix.
+// format suffix, dot included, so that a bare trailing dot is a suffix too.
 func (h *Handler) route(path string) (route, suffix string, ok bool) {
 	prefix := strings.TrimSuffix(h.cfg.Prefix, "/")
 	if !strings.HasPrefix(path, prefix+"/") {
@@ -156,7 +156,7 @@ func (h *Handler) route(path string) (route, suffix string, ok bool) {
 	}
 	route = strings.TrimPrefix(path, prefix+"/")
 	if dot := strings.LastIndexByte(route, '.'); dot >= 0 {
-		route, suffix = route[:dot], route[dot+1:]
+		route, suffix = route[:dot], route[dot:]
 	}
 	return route, suffix, true
 }

@@ -180,7 +180,7 @@ func redact(s string) string {
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		return firstRune(s[:at]) + "***@" + s[at+1:]
 	}
-	if len(s) > 4 {
+	if len(s) > 5 {
 		return s[:3] + strings.Repeat("*", len(s)-5) + s[len(s)-2:]
 	}
 	return "***"
