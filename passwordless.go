@@ -1,7 +1,8 @@
 // Package passwordless signs users in with one-time codes sent by SMS or
-// email. A Service starts a sign-in (it sends a code and returns a token),
-// resends the code and verifies it; a Handler serves the Service over HTTP
-// with the wire contract of the Schibsted account passwordless API.
+// email. A Service starts a sign-in, which sends a code and returns a
+// token, resends the code and verifies it. A Handler serves the Service
+// over HTTP with the wire contract of the Schibsted account passwordless
+// API.
 //
 // The Service works behind small interfaces: a Store for sign-ins, a
 // Sender per connection, a ClientAuthority that decides which API client
@@ -299,7 +300,7 @@ func (s *Service) setCollaborators(cfg Config) error {
 	return nil
 }
 
-// StartRequest asks for a sign-in.
+// StartRequest is a request to start a sign-in.
 type StartRequest struct {
 	// Connection is "sms" or "email".
 	Connection string
@@ -316,7 +317,7 @@ type StartRequest struct {
 	ClientIP netip.Addr
 }
 
-// StartResult is what Start returns.
+// StartResult is the outcome of a successful Start.
 type StartResult struct {
 	// Token is the passwordless token to pass to Resend and Verify.
 	Token string
@@ -476,7 +477,7 @@ func (s *Service) send(ctx context.Context, sender Sender, signIn SignIn, locale
 	return nil
 }
 
-// authorize asks the ClientAuthority who calls. It passes client errors
+// authorize resolves the caller with the ClientAuthority. It passes client errors
 // through and reports any other failure as ErrClientsUnavailable.
 func (s *Service) authorize(ctx context.Context, endpoint Endpoint, creds Credentials, ip netip.Addr) (Caller, error) {
 	caller, err := s.clients.Authorize(ctx, AuthRequest{Endpoint: endpoint, Credentials: creds, IP: ip})

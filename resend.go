@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// ResendRequest asks for a new code for a sign-in.
+// ResendRequest is a request for a new code for a sign-in.
 type ResendRequest struct {
 	// Token is the passwordless token that Start returned.
 	Token string
@@ -19,7 +19,7 @@ type ResendRequest struct {
 	ClientIP netip.Addr
 }
 
-// ResendResult is what Resend returns.
+// ResendResult is the outcome of a successful Resend.
 type ResendResult struct {
 	// Token is the sign-in's passwordless token, unchanged.
 	Token string
@@ -116,7 +116,7 @@ func (s *Service) resend(ctx context.Context, req ResendRequest, rates *rateTrac
 
 	localeIndex := s.catalog.match(updated.Locale)
 	if err := s.send(ctx, sender, updated, localeIndex, code); err != nil {
-		// Nobody received the new code, so put the previous one back,
+		// The new code was never delivered, so put the previous one back,
 		// unless yet another code replaced it meanwhile.
 		if _, restoreErr := s.store.SetCode(ctx, signIn.Token, next.CodeHash, previous); restoreErr != nil && !errors.Is(restoreErr, ErrConflict) {
 			s.logger.Error("passwordless: restoring the previous code after a failed send failed", "token", signIn.Token, "error", restoreErr)

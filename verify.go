@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// VerifyRequest asks to check a code.
+// VerifyRequest is a request to check a code.
 type VerifyRequest struct {
 	// Token is the passwordless token that Start returned.
 	Token string
@@ -40,7 +40,7 @@ type Identity struct {
 	ClientID string `json:"clientId"`
 }
 
-// VerifyResult is what Verify returns.
+// VerifyResult is the outcome of a successful Verify.
 type VerifyResult struct {
 	Identity Identity
 	// RateLimit is the tightest rate-limit budget the request used. Verify
