@@ -3,6 +3,7 @@ package passwordless
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -283,7 +284,7 @@ func (h *Handler) verify(_ http.ResponseWriter, r *http.Request, p params, creds
 	if h.cfg.OnVerified != nil {
 		data, err = h.cfg.OnVerified(r.Context(), r, res.Identity)
 		if err != nil {
-			h.cfg.Logger.Error("passwordless: OnVerified hook failed", "token", res.Identity.Token, "client_id", res.Identity.ClientID, "error", err)
+			err = fmt.Errorf("passwordless: OnVerified hook for token %s of client %s: %w", res.Identity.Token, res.Identity.ClientID, err)
 			return outcome{err: err, rateLimit: res.RateLimit}
 		}
 	}

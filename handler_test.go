@@ -1596,3 +1596,36 @@ func TestHandlerFlatStyleFlow(t *testing.T) {
 		t.Errorf("verified email = %q, want %q", got, "user@example.com")
 	}
 }
+
+func TestHandlerLimiterFailureLogsOncePerBurst(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	clock := newFakeClock()
+	svc, err := New(Config{
+		Secret:    testSecret,
+		SMSSender: SenderFunc(func(context.Context, Message) error { return nil }),
+		Limiter:   &brokenLimiter{},
+		Logger:    logger,
+		Now:       clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h := NewHandler(svc, HandlerConfig{Logger: logger})
+
+	for range 10 {
+		req := httptest.NewRequest(http.MethodPost, "/api/2/passwordless/start", strings.NewReader("connection=sms&phoneNumber=%2B46701111111"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status = %d, want 503", rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), "redis") {
+			t.Fatalf("body leaks the backend error: %s", rec.Body.String())
+		}
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("logged %d errors for one burst, want 1:\n%s", n, logs.String())
+	}
+}

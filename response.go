@@ -96,7 +96,9 @@ func (h *Handler) writeOutcome(w http.ResponseWriter, r *http.Request, route str
 	if info.status == StatusRateLimited {
 		info.status = h.cfg.RateLimitStatus
 	}
-	if info.status >= 500 {
+	// The service logs its own backend and delivery failures, the limiter's
+	// once per burst, so only errors it does not know are logged here.
+	if info.status == http.StatusInternalServerError {
 		h.cfg.Logger.Error("passwordless: request failed", "route", route, "status", info.status, "error", res.err)
 	}
 	h.writeError(w, r, route, res, info)
