@@ -28,25 +28,6 @@ func disabledLimits() Limits {
 	}
 }
 
-// baselineContainer has the fields of the response container, so that the
-// baseline encodes the same shape without the handler's own types.
-type baselineContainer struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	API     int    `json:"api"`
-	Object  string `json:"object"`
-	Type    string `json:"type"`
-	Code    int    `json:"code"`
-	Request struct {
-		Reset     int64 `json:"reset"`
-		Limit     int   `json:"limit"`
-		Remaining int   `json:"remaining"`
-	} `json:"request"`
-	Meta  any               `json:"meta"`
-	Error any               `json:"error"`
-	Data  map[string]string `json:"data"`
-}
-
 // runStartBenchmark sends identical start requests to h until the
 // benchmark ends, and fails on any status but 200.
 func runStartBenchmark(b *testing.B, h http.Handler) {
@@ -97,7 +78,7 @@ func BenchmarkBaselineStart(b *testing.B) {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		body, err := json.Marshal(baselineContainer{
+		body, err := json.Marshal(container{
 			Name:    "SPP Container",
 			Version: "0.2",
 			API:     2,

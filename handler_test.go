@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -85,50 +84,11 @@ const (
 // verification.
 const descWantVerifyFailed = "Invalid or expired code"
 
-// handlerClock is a Config.Now that moves only when a test advances it.
-type handlerClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *handlerClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *handlerClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// handlerOutbox records the messages of a stub sender.
-type handlerOutbox struct {
-	mu       sync.Mutex
-	messages []Message
-}
-
-func (o *handlerOutbox) sender() SenderFunc {
-	return func(_ context.Context, msg Message) error {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		o.messages = append(o.messages, msg)
-		return nil
-	}
-}
-
-func (o *handlerOutbox) sent() []Message {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.Clone(o.messages)
-}
-
 // handlerEnv is a Handler over a Service with a fake clock, a registry of
 // test clients and a recording sender for both connections.
 type handlerEnv struct {
-	clock   *handlerClock
-	outbox  *handlerOutbox
+	clock   *fakeClock
+	outbox  *outbox
 	service *Service
 	handler *Handler
 }
@@ -138,15 +98,15 @@ type handlerEnv struct {
 func newHandlerEnv(t *testing.T, configure ...func(*Config, *HandlerConfig)) *handlerEnv {
 	t.Helper()
 	env := &handlerEnv{
-		clock:  &handlerClock{now: time.Date(2025, time.March, 4, 10, 0, 0, 0, time.UTC)},
-		outbox: &handlerOutbox{},
+		clock:  newFakeClock(),
+		outbox: &outbox{},
 	}
 	logger := slog.New(slog.DiscardHandler)
 	cfg := Config{
 		Secret:      handlerSecret,
 		Clients:     handlerClients(),
-		SMSSender:   env.outbox.sender(),
-		EmailSender: env.outbox.sender(),
+		SMSSender:   env.outbox,
+		EmailSender: env.outbox,
 		Logger:      logger,
 		Now:         env.clock.Now,
 	}

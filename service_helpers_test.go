@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,13 @@ func (o *outbox) setFail(err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.fail = err
+}
+
+// sent returns a copy of the messages so far.
+func (o *outbox) sent() []Message {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.messages)
 }
 
 func (o *outbox) count() int {
