@@ -10,7 +10,8 @@ import (
 // clientIP returns the address of the client that made r. It starts from the
 // connection's remote address and, only while that address is a trusted
 // proxy, steps back through X-Forwarded-For from right to left, so that
-// each hop is vouched for by the one after it. A caller outside the trusted
+// each hop is vouched for by the one after it. Without X-Forwarded-For, a
+// trusted proxy's X-Real-IP is read instead. A caller outside the trusted
 // ranges therefore cannot choose its address by sending the header. The
 // result is the zero Addr when the remote address cannot be parsed.
 func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
@@ -20,6 +21,12 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	}
 
 	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	if len(hops) == 0 {
+		// Some proxies send only X-Real-IP, with the one address they saw.
+		if realIP := r.Header.Get("X-Real-IP"); realIP != "" {
+			hops = []string{strings.TrimSpace(realIP)}
+		}
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
 		hop := parseAddr(hops[i])
 		if !hop.IsValid() {

@@ -212,3 +212,33 @@ func TestClientIP(t *testing.T) {
 		})
 	}
 }
+
+func TestClientIPRealIP(t *testing.T) {
+	t.Parallel()
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name         string
+		remoteAddr   string
+		realIP       string
+		forwardedFor string
+		want         netip.Addr
+	}{
+		{"trusted proxy", "10.0.0.2:4321", "198.51.100.1", "", netip.MustParseAddr("198.51.100.1")},
+		{"untrusted remote", "203.0.113.7:4321", "198.51.100.1", "", netip.MustParseAddr("203.0.113.7")},
+		{"forwarded for wins", "10.0.0.2:4321", "192.0.2.66", "198.51.100.1", netip.MustParseAddr("198.51.100.1")},
+		{"malformed", "10.0.0.2:4321", "not-an-ip", "", netip.MustParseAddr("10.0.0.2")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &http.Request{RemoteAddr: tt.remoteAddr, Header: http.Header{}}
+			r.Header.Set("X-Real-IP", tt.realIP)
+			if tt.forwardedFor != "" {
+				r.Header.Set("X-Forwarded-For", tt.forwardedFor)
+			}
+			if got := clientIP(r, trusted); got != tt.want {
+				t.Errorf("clientIP = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

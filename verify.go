@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -78,7 +79,8 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 	if req.Token == "" {
 		return Identity{}, &ParamError{Param: "passwordlessToken", Err: ErrMissingToken}
 	}
-	if req.Code == "" {
+	code := normalizeCode(req.Code)
+	if code == "" {
 		return Identity{}, &ParamError{Param: "code", Err: ErrMissingCode}
 	}
 
@@ -119,7 +121,7 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 	if req.Identifier != "" && !s.sameIdentifier(signIn, req.Identifier) {
 		return Identity{}, s.verifyFailed(ErrIdentifierMismatch, signIn)
 	}
-	if !matchCode(s.secrets, signIn.Token, req.Code, signIn.CodeHash) {
+	if !matchCode(s.secrets, signIn.Token, code, signIn.CodeHash) {
 		return Identity{}, s.verifyFailed(ErrCodeMismatch, signIn)
 	}
 
@@ -133,6 +135,17 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 		return Identity{}, s.lookupFailed("consume", signIn.Token, err)
 	}
 	return identityOf(signIn), nil
+}
+
+// normalizeCode removes the spaces and hyphens that users type or paste
+// inside a code, such as "123 456" or "123-456".
+func normalizeCode(code string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '\t' {
+			return -1
+		}
+		return r
+	}, code)
 }
 
 // sameIdentifier reports whether raw is the sign-in's email address or

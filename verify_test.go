@@ -380,3 +380,22 @@ func TestStoredSignInHoldsNoCode(t *testing.T) {
 		t.Errorf("CodeHash is not the keyed hash of the code")
 	}
 }
+
+func TestVerifyAcceptsSpacedCode(t *testing.T) {
+	env := newTestEnv(t, nil)
+	token, code := env.start(t, "+46701111111")
+
+	spaced := " " + code[:3] + " " + code[3:] + "\t"
+	if _, err := env.verify(token, spaced); err != nil {
+		t.Errorf("Verify(%q): %v", spaced, err)
+	}
+}
+
+func TestVerifyBlankCodeIsMissing(t *testing.T) {
+	env := newTestEnv(t, nil)
+	token, _ := env.start(t, "+46701111111")
+
+	if _, err := env.verify(token, " - "); !errors.Is(err, ErrMissingCode) {
+		t.Errorf("err = %v, want ErrMissingCode", err)
+	}
+}
