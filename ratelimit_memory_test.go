@@ -12,33 +12,11 @@ import (
 	"time"
 )
 
-// manualClock is a manually advanced clock for MemoryLimiterConfig.Now.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newTestLimiter returns a MemoryLimiter configured by cfg that reads a
 // fake clock, and the clock.
-func newTestLimiter(t testing.TB, cfg MemoryLimiterConfig) (*MemoryLimiter, *manualClock) {
+func newTestLimiter(t testing.TB, cfg MemoryLimiterConfig) (*MemoryLimiter, *fakeClock) {
 	t.Helper()
-	clock := newManualClock()
+	clock := newFakeClock()
 	cfg.Now = clock.Now
 	return NewMemoryLimiter(cfg), clock
 }
