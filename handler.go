@@ -223,7 +223,7 @@ func (h *Handler) start(_ http.ResponseWriter, r *http.Request, p params, creds 
 	}
 
 	res, err := h.svc.Start(r.Context(), StartRequest{
-		Connection:  v[0],
+		Connection:  Connection(v[0]),
 		PhoneNumber: v[1],
 		Email:       v[2],
 		Locale:      v[3],

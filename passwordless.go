@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/language"
 )
 
@@ -222,12 +223,16 @@ func (s *Service) checkSettings(cfg Config) error {
 		s.signInTTL = s.codeTTL
 	}
 
+	supported := phonenumbers.GetSupportedRegions()
 	for _, r := range cfg.AllowedSMSRegions {
 		r = strings.ToUpper(strings.TrimSpace(r))
-		if len(r) != 2 {
-			return fmt.Errorf("passwordless: AllowedSMSRegions entry %q is not an ISO 3166 region code such as SE", r)
+		if !supported[r] {
+			return fmt.Errorf("passwordless: AllowedSMSRegions entry %q is not a supported ISO 3166 region code such as SE", r)
 		}
 		s.regions = append(s.regions, r)
+	}
+	if s.region != "" && !supported[s.region] {
+		return fmt.Errorf("passwordless: PhoneRegion %q is not a supported ISO 3166 region code such as SE", cfg.PhoneRegion)
 	}
 	return nil
 }
@@ -302,8 +307,9 @@ func (s *Service) setCollaborators(cfg Config) error {
 
 // StartRequest is a request to start a sign-in.
 type StartRequest struct {
-	// Connection is "sms" or "email".
-	Connection string
+	// Connection is SMS or Email. Other values are rejected with
+	// ErrInvalidConnection.
+	Connection Connection
 	// PhoneNumber is the recipient for SMS; ignored for email.
 	PhoneNumber string
 	// Email is the recipient for email; ignored for SMS.
@@ -334,7 +340,7 @@ type StartResult struct {
 func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, error) {
 	rates := &rateTracker{svc: s}
 	result, err := s.start(ctx, req, rates)
-	result.RateLimit = rates.tightest
+	result.RateLimit = rates.status()
 	return result, err
 }
 
@@ -414,7 +420,7 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 
 // parseDestination validates the identifier that the connection needs.
 func (s *Service) parseDestination(req StartRequest) (destination, error) {
-	conn, err := parseConnection(req.Connection)
+	conn, err := parseConnection(string(req.Connection))
 	if err != nil {
 		return destination{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -121,11 +122,14 @@ type policy struct {
 	limit Limit
 }
 
-// rateTracker applies policies for one request and remembers the tightest
-// status seen.
+// rateTracker applies policies for one request and remembers the state of
+// each budget it used, so that it can report the tightest.
 type rateTracker struct {
-	svc      *Service
-	tightest RateStatus
+	svc *Service
+	// used holds the budgets taken and not refunded.
+	used []RateStatus
+	// refused is the budget that refused the request, if one did.
+	refused RateStatus
 }
 
 // take consumes one event of each enabled policy, in order. If one refuses,
@@ -146,11 +150,11 @@ func (t *rateTracker) take(ctx context.Context, policies ...policy) error {
 		status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
 		if !d.Allowed {
 			t.refund(ctx, taken...)
-			t.tightest = status
+			t.refused = status
 			return &RateLimitError{Status: status}
 		}
 		taken = append(taken, p)
-		t.observe(status)
+		t.used = append(t.used, status)
 	}
 	return nil
 }
@@ -164,16 +168,17 @@ func (t *rateTracker) peek(ctx context.Context, p policy) error {
 	if err != nil {
 		return t.svc.limiterFailed(err)
 	}
-	status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
 	if !d.Allowed {
-		t.tightest = status
+		status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
+		t.refused = status
 		return &RateLimitError{Status: status}
 	}
 	return nil
 }
 
-// refund gives back one event of each policy. Refund errors are logged and
-// otherwise ignored: a lost refund only makes a budget stricter.
+// refund gives back one event of each policy and forgets its status, since
+// the event no longer counts. Refund errors are logged and otherwise
+// ignored: a lost refund only makes a budget stricter.
 func (t *rateTracker) refund(ctx context.Context, policies ...policy) {
 	for _, p := range policies {
 		if !p.limit.Enabled() || p.key == "" {
@@ -182,13 +187,23 @@ func (t *rateTracker) refund(ctx context.Context, policies ...policy) {
 		if err := t.svc.limiter.Refund(ctx, p.key, p.limit); err != nil {
 			t.svc.limiterFailed(err)
 		}
+		t.used = slices.DeleteFunc(t.used, func(s RateStatus) bool { return s.Policy == p.name })
 	}
 }
 
-func (t *rateTracker) observe(s RateStatus) {
-	if s.tighter(t.tightest) {
-		t.tightest = s
+// status returns the budget that refused the request, or else the
+// tightest one it used.
+func (t *rateTracker) status() RateStatus {
+	if t.refused.Policy != "" {
+		return t.refused
 	}
+	var tightest RateStatus
+	for _, s := range t.used {
+		if s.tighter(tightest) {
+			tightest = s
+		}
+	}
+	return tightest
 }
 
 // ipPolicy returns a per-IP policy; an invalid address disables it.

@@ -222,3 +222,22 @@ func TestLimitsDefaults(t *testing.T) {
 		t.Errorf("default FailuresPerDestination = %+v, want 10 per 24h", def.FailuresPerDestination)
 	}
 }
+
+func TestRateStatusLeavesOutRefundedBudget(t *testing.T) {
+	env := newTestEnv(t, onlyLimit(func(l *Limits) {
+		l.VerifyPerIP = Limit{Quota: 60, Window: 10 * time.Minute}
+		l.FailuresPerDestination = Limit{Quota: 10, Window: 24 * time.Hour}
+	}))
+	token, code := env.start(t, "+46701111111")
+	for range 3 {
+		env.verify(token, wrongCode(code))
+	}
+
+	res, err := env.verify(token, code)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if res.RateLimit.Policy != "verify-ip" || res.RateLimit.Remaining != 56 {
+		t.Errorf("RateLimit = %+v, want verify-ip with 56 left: the refunded failure budget must not be reported", res.RateLimit)
+	}
+}

@@ -41,7 +41,7 @@ type ResendResult struct {
 func (s *Service) Resend(ctx context.Context, req ResendRequest) (ResendResult, error) {
 	rates := &rateTracker{svc: s}
 	result, err := s.resend(ctx, req, rates)
-	result.RateLimit = rates.tightest
+	result.RateLimit = rates.status()
 	return result, err
 }
 

@@ -238,6 +238,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"attempts too high", Config{Secret: testSecret, MaxAttempts: 101}, "MaxAttempts 101"},
 		{"negative attempts", Config{Secret: testSecret, MaxAttempts: -1}, "MaxAttempts -1"},
 		{"bad region", Config{Secret: testSecret, AllowedSMSRegions: []string{"Sweden"}}, "AllowedSMSRegions"},
+		{"unknown region", Config{Secret: testSecret, AllowedSMSRegions: []string{"XX"}}, `"XX"`},
+		{"bad phone region", Config{Secret: testSecret, PhoneRegion: "Sweden"}, "PhoneRegion"},
 		{"product with newline", Config{Secret: testSecret, ProductName: "A\r\nBcc: x"}, "ProductName"},
 		{"broken template", Config{Secret: testSecret, Templates: map[languageTag]MessageTemplate{mustTag("en"): {SMS: "{{.Missing}}"}}}, "sms"},
 	}

@@ -62,7 +62,7 @@ type VerifyResult struct {
 func (s *Service) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
 	rates := &rateTracker{svc: s}
 	identity, err := s.verify(ctx, req, rates)
-	return VerifyResult{Identity: identity, RateLimit: rates.tightest}, err
+	return VerifyResult{Identity: identity, RateLimit: rates.status()}, err
 }
 
 func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTracker) (Identity, error) {
