@@ -1589,3 +1589,23 @@ func TestHandlerLimiterFailureLogsOncePerBurst(t *testing.T) {
 		t.Errorf("logged %d errors for one burst, want 1:\n%s", n, logs.String())
 	}
 }
+
+func TestHandlerResendExhausted(t *testing.T) {
+	t.Parallel()
+	env := newHandlerEnv(t)
+	token, _ := env.startSignIn(t, "connection", "sms", "phoneNumber", "+46701111111")
+	for range 3 {
+		env.clock.Advance(30 * time.Second)
+		wantSuccess(t, env.do(t, postForm(apiResend, "passwordlessToken", token)))
+	}
+
+	env.clock.Advance(30 * time.Second)
+	rec := env.do(t, postForm(apiResend, "passwordlessToken", token))
+	c := wantError(t, rec, http.StatusTooManyRequests, descWantResendLimited)
+	if meta := decodeMeta(t, c.Meta); *meta.ResendAfter != -1 {
+		t.Errorf("meta.resendAfter = %d, want -1 when no resend is left", *meta.ResendAfter)
+	}
+	if got := rec.Header().Get("Retry-After"); got != "" {
+		t.Errorf("Retry-After = %q, want none: no retry can succeed", got)
+	}
+}

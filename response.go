@@ -2,6 +2,7 @@ package passwordless
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -109,13 +110,21 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, route strin
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	if info.status == h.cfg.RateLimitStatus || info.status == http.StatusTooManyRequests {
-		retry := res.rateLimit.RetryAfter
-		if m, ok := res.meta.(retryInfo); ok && m.ResendAfter > 0 {
-			retry = time.Duration(m.ResendAfter) * time.Second
+		if retry, ok := retryAfter(res); ok {
+			w.Header().Set("Retry-After", strconv.FormatInt(max(ceilSeconds(retry), 1), 10))
 		}
-		w.Header().Set("Retry-After", strconv.FormatInt(max(ceilSeconds(retry), 1), 10))
 	}
 	h.write(w, r, route, info.status, res, &info)
+}
+
+// retryAfter returns the wait to send in Retry-After, and false when no
+// retry can succeed, as for a sign-in with no resends left.
+func retryAfter(res outcome) (time.Duration, bool) {
+	var limited *ResendLimitError
+	if errors.As(res.err, &limited) {
+		return limited.RetryAfter, limited.RetryAfter >= 0
+	}
+	return res.rateLimit.RetryAfter, true
 }
 
 // write sends the body in the configured style with the common headers.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/text/language"
 )
@@ -79,4 +80,32 @@ func (p *PrintSender) Send(_ context.Context, msg Message) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// send renders the message for the sign-in and hands it to the sender.
+func (s *Service) send(ctx context.Context, sender Sender, signIn SignIn, localeIndex int, code string) error {
+	text, err := s.catalog.render(localeIndex, signIn.Connection, templateData{
+		Code:    code,
+		Minutes: int(s.codeTTL.Round(time.Minute) / time.Minute),
+		Product: s.catalog.product,
+	})
+	if err != nil {
+		return wrapErr(ErrSendFailed, err)
+	}
+
+	msg := Message{
+		Connection: signIn.Connection,
+		To:         signIn.Recipient,
+		Code:       code,
+		Token:      signIn.Token,
+		Locale:     s.catalog.tags[localeIndex],
+		Subject:    text.subject,
+		Body:       text.body,
+	}
+	if err := sender.Send(ctx, msg); err != nil {
+		s.logger.Error("passwordless: sending the code failed",
+			"connection", signIn.Connection, "to", redact(signIn.Recipient), "token", signIn.Token, "error", err)
+		return wrapErr(ErrSendFailed, err)
+	}
+	return nil
 }
