@@ -22,7 +22,7 @@ const (
 // AccessToken.Endpoints.
 const AllEndpoints Endpoint = "*"
 
-// Credentials are what a request presents to identify its API client.
+// Credentials are the values a request presents to identify its API client.
 type Credentials struct {
 	// BearerToken is the access token of an "Authorization: Bearer" header.
 	BearerToken string

@@ -78,7 +78,7 @@ func isClientError(err error) bool {
 }
 
 // ErrVerificationFailed is the one error that Verify returns for every
-// failed check, whatever the reason, so that callers answer alike. Use
+// failed check, whatever the reason, so that callers respond alike. Use
 // errors.Is with the reasons below to tell the cases apart in logs.
 var ErrVerificationFailed = errors.New("passwordless: verification failed")
 
@@ -245,7 +245,7 @@ const (
 // "420 status code 420".
 const StatusRateLimited = 420
 
-// HTTPStatus returns the HTTP status the Handler answers err with: 400 for
+// HTTPStatus returns the HTTP status of the Handler's response to err: 400 for
 // bad parameters and failed verifications, the contract's 401, 403 and 404
 // for client errors, 420 for rate limits, 429 for resend limits, 502 when
 // sending failed, 503 when a backend failed, and 500 for anything else.
@@ -253,7 +253,7 @@ func HTTPStatus(err error) int {
 	return describeError(err, "", "").status
 }
 
-// errorInfo is how the handler answers an error.
+// errorInfo is the handler's response to an error.
 type errorInfo struct {
 	status      int
 	description string

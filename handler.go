@@ -14,10 +14,10 @@ import (
 type Style int
 
 const (
-	// ContainerStyle wraps every answer in the contract's "SPP Container"
+	// ContainerStyle wraps every response in the contract's "SPP Container"
 	// object. It is the default.
 	ContainerStyle Style = iota
-	// FlatStyle answers with bare objects: the data on success and an
+	// FlatStyle responds with bare objects: the data on success and an
 	// RFC 6749 error object ({"error", "error_description"}) on failure.
 	FlatStyle
 )
@@ -37,7 +37,7 @@ type HandlerConfig struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes limits request bodies. Default: 64 KiB.
 	MaxBodyBytes int64
-	// RateLimitStatus is the status of rate-limited answers. Default: 420,
+	// RateLimitStatus is the status of rate-limited responses. Default: 420,
 	// as the contract has it; 429 is the registered HTTP status.
 	RateLimitStatus int
 	// ProductName replaces "Schibsted account" in the 403 text that tells
@@ -98,7 +98,7 @@ func NewHandler(svc *Service, cfg HandlerConfig) *Handler {
 	return h
 }
 
-// outcome is what an endpoint produced: data on success, or an error.
+// outcome is the result of an endpoint: data on success, or an error.
 type outcome struct {
 	data      any
 	meta      any
