@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -46,8 +47,12 @@ type Limits struct {
 	// 10 per 24 hours.
 	SendsPerDestination Limit
 	// FailuresPerDestination limits failed checks per email address or
-	// phone number across all its sign-ins. When it is spent, verify fails
-	// and start is refused for the destination. Default: 10 per 24 hours.
+	// phone number across all its sign-ins, counted in a sliding window:
+	// never more than Quota in any span of Window, unlike the evenly
+	// refilled budgets above. When it is spent, verify fails and start is
+	// refused for the destination until the oldest failure is Window old.
+	// Each failure takes up to Quota limiter calls to record. Default: 10
+	// per 24 hours.
 	FailuresPerDestination Limit
 	// SMSPerCountry limits SMS sends per country of the phone number,
 	// which caps the cost of SMS pumping to one country. Default: 1000
@@ -159,23 +164,6 @@ func (t *rateTracker) take(ctx context.Context, policies ...policy) error {
 	return nil
 }
 
-// peek checks a policy without consuming it.
-func (t *rateTracker) peek(ctx context.Context, p policy) error {
-	if !p.limit.Enabled() || p.key == "" {
-		return nil
-	}
-	d, err := t.svc.limiter.Peek(ctx, p.key, p.limit)
-	if err != nil {
-		return t.svc.limiterFailed(err)
-	}
-	if !d.Allowed {
-		status := RateStatus{Policy: p.name, Limit: p.limit, Decision: d}
-		t.refused = status
-		return &RateLimitError{Status: status}
-	}
-	return nil
-}
-
 // refund gives back one event of each policy and forgets its status, since
 // the event no longer counts. Refund errors are logged and otherwise
 // ignored: a lost refund only makes a budget stricter.
@@ -204,6 +192,86 @@ func (t *rateTracker) status() RateStatus {
 		}
 	}
 	return tightest
+}
+
+// failureBudget limits failed checks per destination in a sliding window:
+// at most limit.Quota failures in any span of limit.Window, however they are
+// paced. A budget that refills evenly would let a patient attacker add a
+// guess every Window/Quota on top of the first Quota. The budget is kept as
+// Quota slots, each a one-event limit of one Window in the RateLimiter, and
+// a failure occupies a free slot until its window passes.
+type failureBudget struct {
+	name  string
+	key   string
+	limit Limit
+}
+
+func (b failureBudget) slot(i int) policy {
+	return policy{
+		name:  b.name,
+		key:   b.key + ":" + strconv.Itoa(i),
+		limit: Limit{Quota: 1, Window: b.limit.Window},
+	}
+}
+
+// reserveFailure occupies a free slot of the budget and returns it, so that
+// a check which succeeds can refund it. It returns a *RateLimitError when
+// every slot holds a failure younger than the window. A disabled budget
+// returns the zero policy, which refund ignores.
+func (t *rateTracker) reserveFailure(ctx context.Context, b failureBudget) (policy, error) {
+	if !b.limit.Enabled() {
+		return policy{}, nil
+	}
+	var waits []time.Duration
+	for i := range b.limit.Quota {
+		slot := b.slot(i)
+		d, err := t.svc.limiter.Take(ctx, slot.key, slot.limit)
+		if err != nil {
+			return policy{}, t.svc.limiterFailed(err)
+		}
+		if d.Allowed {
+			return slot, nil
+		}
+		waits = append(waits, d.RetryAfter)
+	}
+	return policy{}, t.refuseFailures(b, waits)
+}
+
+// checkFailures returns a *RateLimitError if every slot of the budget holds
+// a failure, without occupying one.
+func (t *rateTracker) checkFailures(ctx context.Context, b failureBudget) error {
+	if !b.limit.Enabled() {
+		return nil
+	}
+	var waits []time.Duration
+	for i := range b.limit.Quota {
+		slot := b.slot(i)
+		d, err := t.svc.limiter.Peek(ctx, slot.key, slot.limit)
+		if err != nil {
+			return t.svc.limiterFailed(err)
+		}
+		if d.Allowed {
+			return nil
+		}
+		waits = append(waits, d.RetryAfter)
+	}
+	return t.refuseFailures(b, waits)
+}
+
+// refuseFailures records the status of a spent failure budget, whose slots
+// free up after waits, and returns its error.
+func (t *rateTracker) refuseFailures(b failureBudget, waits []time.Duration) error {
+	status := RateStatus{
+		Policy: b.name,
+		Limit:  b.limit,
+		Decision: Decision{
+			Limit:      b.limit.Quota,
+			Reset:      slices.Max(waits),
+			RetryAfter: slices.Min(waits),
+		},
+	}
+	t.refused = status
+	return &RateLimitError{Status: status}
 }
 
 // ipPolicy returns a per-IP policy; an invalid address disables it.

@@ -83,7 +83,7 @@ func (s *Service) resend(ctx context.Context, req ResendRequest, rates *rateTrac
 	if !ok {
 		return ResendResult{}, &ParamError{Param: "connection", Err: ErrNoSender}
 	}
-	if err := rates.peek(ctx, s.failurePolicy(dest.canonical)); err != nil {
+	if err := rates.checkFailures(ctx, s.failureBudget(dest.canonical)); err != nil {
 		return ResendResult{}, err
 	}
 	sendPolicies := s.sendPolicies(dest)

@@ -73,7 +73,7 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 		return StartResult{}, &ParamError{Param: "phoneNumber", Err: ErrCountryNotAllowed, Detail: "region " + dest.region}
 	}
 
-	if err := rates.peek(ctx, s.failurePolicy(dest.canonical)); err != nil {
+	if err := rates.checkFailures(ctx, s.failureBudget(dest.canonical)); err != nil {
 		return StartResult{}, err
 	}
 	// The destination budgets are refunded if no message goes out, so that
@@ -144,8 +144,9 @@ func (s *Service) sendPolicies(dest destination) []policy {
 	return policies
 }
 
-func (s *Service) failurePolicy(canonical string) policy {
-	return s.destinationPolicy("failures-destination", canonical, s.limits.FailuresPerDestination)
+func (s *Service) failureBudget(canonical string) failureBudget {
+	p := s.destinationPolicy("failures-destination", canonical, s.limits.FailuresPerDestination)
+	return failureBudget{name: p.name, key: p.key, limit: p.limit}
 }
 
 func (s *Service) newTokenAndCode() (token, code string, err error) {

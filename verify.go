@@ -108,10 +108,11 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 		return Identity{}, s.verifyFailed(ErrCodeExpired, signIn)
 	}
 
-	// The failure budget is taken before the comparison and refunded on
-	// success, so concurrent failures across sign-ins cannot exceed it.
-	failures := s.failurePolicy(signIn.Identifier)
-	if err := rates.take(ctx, failures); err != nil {
+	// A failure is reserved before the comparison and refunded on
+	// success, so concurrent failures across sign-ins cannot exceed the
+	// budget.
+	failure, err := rates.reserveFailure(ctx, s.failureBudget(signIn.Identifier))
+	if err != nil {
 		if errors.Is(err, ErrRateLimited) {
 			return Identity{}, s.verifyFailed(ErrDestinationLocked, signIn)
 		}
@@ -125,7 +126,7 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 		return Identity{}, s.verifyFailed(ErrCodeMismatch, signIn)
 	}
 
-	rates.refund(ctx, failures)
+	rates.refund(ctx, failure)
 	if err := s.store.Consume(ctx, signIn.Token, signIn.CodeHash); err != nil {
 		if errors.Is(err, ErrConflict) {
 			// A resend replaced the code after it was read: the code the

@@ -250,7 +250,7 @@ func TestVerifyFailureBudgetSpansSignIns(t *testing.T) {
 		t.Errorf("other destination: %v", err)
 	}
 
-	// The budget refills one failure every 2.4 hours; after 24 hours it is whole.
+	// Each failure leaves the window 24 hours after it happened.
 	env.clock.Advance(24 * time.Hour)
 	token, code := env.start(t, "+46701111111")
 	if _, err := env.verify(token, code); err != nil {
@@ -397,5 +397,81 @@ func TestVerifyBlankCodeIsMissing(t *testing.T) {
 
 	if _, err := env.verify(token, " - "); !errors.Is(err, ErrMissingCode) {
 		t.Errorf("err = %v, want ErrMissingCode", err)
+	}
+}
+
+func TestVerifyFailureBudgetIsSlidingWindow(t *testing.T) {
+	env := newTestEnv(t, onlyLimit(func(l *Limits) {
+		l.FailuresPerDestination = Limit{Quota: 10, Window: 24 * time.Hour}
+	}))
+	fail := func(n int) {
+		t.Helper()
+		for range n {
+			token, code := env.start(t, "+46701111111")
+			if _, err := env.verify(token, wrongCode(code)); !errors.Is(err, ErrCodeMismatch) {
+				t.Fatalf("err = %v, want ErrCodeMismatch", err)
+			}
+		}
+	}
+
+	// Nine failures now and one more after a pause spend the budget.
+	fail(9)
+	env.clock.Advance(3 * time.Hour)
+	fail(1)
+
+	// A budget that refilled evenly would allow a guess every 2.4 hours;
+	// this one allows none until the first failures are 24 hours old.
+	env.clock.Advance(20*time.Hour + 59*time.Minute)
+	_, err := env.svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"})
+	var limited *RateLimitError
+	if !errors.As(err, &limited) {
+		t.Fatalf("start 23h59m after the first failures: err = %v, want a RateLimitError", err)
+	}
+	if limited.Status.RetryAfter != time.Minute {
+		t.Errorf("RetryAfter = %s, want 1m, when the oldest failures are a day old", limited.Status.RetryAfter)
+	}
+
+	env.clock.Advance(time.Minute)
+	token, code := env.start(t, "+46701111111")
+	if _, err := env.verify(token, code); err != nil {
+		t.Errorf("after the window: %v", err)
+	}
+}
+
+func TestVerifyConcurrentFailuresHoldDestinationBudget(t *testing.T) {
+	env := newTestEnv(t, onlyLimit(func(l *Limits) {
+		l.FailuresPerDestination = Limit{Quota: 10, Window: 24 * time.Hour}
+	}))
+	type signIn struct{ token, code string }
+	var signIns []signIn
+	for range 4 {
+		token, code := env.start(t, "+46701111111")
+		signIns = append(signIns, signIn{token, code})
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := signIns[i%len(signIns)]
+			_, errs[i] = env.verify(s.token, wrongCode(s.code))
+		}()
+	}
+	wg.Wait()
+
+	compared := 0
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, ErrCodeMismatch):
+			compared++
+		case errors.Is(err, ErrTooManyAttempts), errors.Is(err, ErrDestinationLocked):
+		default:
+			t.Errorf("unexpected result: %v", err)
+		}
+	}
+	if compared != 10 {
+		t.Errorf("codes compared = %d, want exactly the budget of 10", compared)
 	}
 }
