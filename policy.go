@@ -43,13 +43,15 @@ type Limits struct {
 	// Default: 5 per 15 minutes.
 	StartPerDestination Limit
 	// SendsPerDestination is the long-window quota of messages, first
-	// codes and resends alike, per email address or phone number. Default:
-	// 10 per 24 hours.
+	// codes and resends alike, per email address or phone number. Like
+	// FailuresPerDestination it counts in a sliding window, so never more
+	// than Quota messages go to one destination in any span of Window.
+	// Default: 10 per 24 hours.
 	SendsPerDestination Limit
 	// FailuresPerDestination limits failed checks per email address or
 	// phone number across all its sign-ins, counted in a sliding window:
 	// never more than Quota in any span of Window, unlike the evenly
-	// refilled budgets above. When it is spent, verify fails and start is
+	// refilled budgets. When it is spent, verify fails and start is
 	// refused for the destination until the oldest failure is Window old.
 	// Each failure takes up to Quota limiter calls to record. Default: 10
 	// per 24 hours.
@@ -194,19 +196,20 @@ func (t *rateTracker) status() RateStatus {
 	return tightest
 }
 
-// failureBudget limits failed checks per destination in a sliding window:
-// at most limit.Quota failures in any span of limit.Window, however they are
-// paced. A budget that refills evenly would let a patient attacker add a
-// guess every Window/Quota on top of the first Quota. The budget is kept as
-// Quota slots, each a one-event limit of one Window in the RateLimiter, and
-// a failure occupies a free slot until its window passes.
-type failureBudget struct {
+// windowBudget is a budget counted in a sliding window: at most
+// limit.Quota events in any span of limit.Window, however they are paced.
+// A budget that refills evenly would let a patient caller add an event
+// every Window/Quota on top of the first Quota. The budget is kept as Quota
+// slots, each a one-event limit of one Window in the RateLimiter, and an
+// event occupies a free slot until its window passes. Recording an event
+// takes up to Quota limiter calls.
+type windowBudget struct {
 	name  string
 	key   string
 	limit Limit
 }
 
-func (b failureBudget) slot(i int) policy {
+func (b windowBudget) slot(i int) policy {
 	return policy{
 		name:  b.name,
 		key:   b.key + ":" + strconv.Itoa(i),
@@ -214,11 +217,11 @@ func (b failureBudget) slot(i int) policy {
 	}
 }
 
-// reserveFailure occupies a free slot of the budget and returns it, so that
-// a check which succeeds can refund it. It returns a *RateLimitError when
+// reserveSlot occupies a free slot of the budget and returns it, so that an
+// event that does not count, such as a check that succeeds, can refund it. It returns a *RateLimitError when
 // every slot holds a failure younger than the window. A disabled budget
 // returns the zero policy, which refund ignores.
-func (t *rateTracker) reserveFailure(ctx context.Context, b failureBudget) (policy, error) {
+func (t *rateTracker) reserveSlot(ctx context.Context, b windowBudget) (policy, error) {
 	if !b.limit.Enabled() {
 		return policy{}, nil
 	}
@@ -234,12 +237,12 @@ func (t *rateTracker) reserveFailure(ctx context.Context, b failureBudget) (poli
 		}
 		waits = append(waits, d.RetryAfter)
 	}
-	return policy{}, t.refuseFailures(b, waits)
+	return policy{}, t.refuseSlots(b, waits)
 }
 
-// checkFailures returns a *RateLimitError if every slot of the budget holds
-// a failure, without occupying one.
-func (t *rateTracker) checkFailures(ctx context.Context, b failureBudget) error {
+// checkSlots returns a *RateLimitError if every slot of the budget is
+// occupied, without occupying one.
+func (t *rateTracker) checkSlots(ctx context.Context, b windowBudget) error {
 	if !b.limit.Enabled() {
 		return nil
 	}
@@ -255,12 +258,12 @@ func (t *rateTracker) checkFailures(ctx context.Context, b failureBudget) error 
 		}
 		waits = append(waits, d.RetryAfter)
 	}
-	return t.refuseFailures(b, waits)
+	return t.refuseSlots(b, waits)
 }
 
-// refuseFailures records the status of a spent failure budget, whose slots
-// free up after waits, and returns its error.
-func (t *rateTracker) refuseFailures(b failureBudget, waits []time.Duration) error {
+// refuseSlots records the status of a spent window budget, whose slots free
+// up after waits, and returns its error.
+func (t *rateTracker) refuseSlots(b windowBudget, waits []time.Duration) error {
 	status := RateStatus{
 		Policy: b.name,
 		Limit:  b.limit,

@@ -83,11 +83,11 @@ func (s *Service) resend(ctx context.Context, req ResendRequest, rates *rateTrac
 	if !ok {
 		return ResendResult{}, &ParamError{Param: "connection", Err: ErrNoSender}
 	}
-	if err := rates.checkFailures(ctx, s.failureBudget(dest.canonical)); err != nil {
+	if err := rates.checkSlots(ctx, s.failureBudget(dest.canonical)); err != nil {
 		return ResendResult{}, err
 	}
-	sendPolicies := s.sendPolicies(dest)
-	if err := rates.take(ctx, sendPolicies...); err != nil {
+	sendPolicies, err := s.takeSendBudgets(ctx, rates, dest)
+	if err != nil {
 		return ResendResult{}, err
 	}
 

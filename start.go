@@ -73,17 +73,21 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 		return StartResult{}, &ParamError{Param: "phoneNumber", Err: ErrCountryNotAllowed, Detail: "region " + dest.region}
 	}
 
-	if err := rates.checkFailures(ctx, s.failureBudget(dest.canonical)); err != nil {
+	if err := rates.checkSlots(ctx, s.failureBudget(dest.canonical)); err != nil {
 		return StartResult{}, err
 	}
 	// The destination budgets are refunded if no message goes out, so that
 	// a failure of ours does not cost the user a send.
-	destPolicies := append([]policy{
-		s.destinationPolicy("start-destination", dest.canonical, s.limits.StartPerDestination),
-	}, s.sendPolicies(dest)...)
-	if err := rates.take(ctx, destPolicies...); err != nil {
+	startBudget := s.destinationPolicy("start-destination", dest.canonical, s.limits.StartPerDestination)
+	if err := rates.take(ctx, startBudget); err != nil {
 		return StartResult{}, err
 	}
+	sendBudgets, err := s.takeSendBudgets(ctx, rates, dest)
+	if err != nil {
+		rates.refund(ctx, startBudget)
+		return StartResult{}, err
+	}
+	destPolicies := append([]policy{startBudget}, sendBudgets...)
 
 	localeIndex := s.catalog.match(req.Locale)
 	locale := s.catalog.tags[localeIndex]
@@ -135,18 +139,36 @@ func (s *Service) parseDestination(req StartRequest) (destination, error) {
 	return parseEmail("email", req.Email)
 }
 
-// sendPolicies are the budgets every message to dest spends.
-func (s *Service) sendPolicies(dest destination) []policy {
-	policies := []policy{s.destinationPolicy("sends-destination", dest.canonical, s.limits.SendsPerDestination)}
+// takeSendBudgets spends the budgets of one message to dest: the SMS
+// country budget and a slot of the destination's send quota. It returns
+// them for a refund in case the message is not sent, and spends nothing
+// when one of them refuses.
+func (s *Service) takeSendBudgets(ctx context.Context, rates *rateTracker, dest destination) ([]policy, error) {
+	var taken []policy
 	if dest.connection == SMS {
-		policies = append(policies, policy{name: "sms-country", key: "sms-country:" + dest.region, limit: s.limits.SMSPerCountry})
+		country := policy{name: "sms-country", key: "sms-country:" + dest.region, limit: s.limits.SMSPerCountry}
+		if err := rates.take(ctx, country); err != nil {
+			return nil, err
+		}
+		taken = append(taken, country)
 	}
-	return policies
+
+	slot, err := rates.reserveSlot(ctx, s.windowBudget("sends-destination", dest.canonical, s.limits.SendsPerDestination))
+	if err != nil {
+		rates.refund(ctx, taken...)
+		return nil, err
+	}
+	return append(taken, slot), nil
 }
 
-func (s *Service) failureBudget(canonical string) failureBudget {
-	p := s.destinationPolicy("failures-destination", canonical, s.limits.FailuresPerDestination)
-	return failureBudget{name: p.name, key: p.key, limit: p.limit}
+// failureBudget is the destination's budget of failed checks.
+func (s *Service) failureBudget(canonical string) windowBudget {
+	return s.windowBudget("failures-destination", canonical, s.limits.FailuresPerDestination)
+}
+
+func (s *Service) windowBudget(name, canonical string, limit Limit) windowBudget {
+	p := s.destinationPolicy(name, canonical, limit)
+	return windowBudget{name: p.name, key: p.key, limit: p.limit}
 }
 
 func (s *Service) newTokenAndCode() (token, code string, err error) {

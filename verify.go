@@ -111,7 +111,7 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 	// A failure is reserved before the comparison and refunded on
 	// success, so concurrent failures across sign-ins cannot exceed the
 	// budget.
-	failure, err := rates.reserveFailure(ctx, s.failureBudget(signIn.Identifier))
+	failure, err := rates.reserveSlot(ctx, s.failureBudget(signIn.Identifier))
 	if err != nil {
 		if errors.Is(err, ErrRateLimited) {
 			return Identity{}, s.verifyFailed(ErrDestinationLocked, signIn)
