@@ -318,6 +318,16 @@ func (s *Service) authorize(ctx context.Context, endpoint Endpoint, creds Creden
 	return caller, nil
 }
 
+// cleanupTimeout bounds the store calls that undo a failed send.
+const cleanupTimeout = 5 * time.Second
+
+// cleanupContext returns a context for undoing a failed step. It keeps the
+// values of ctx but not its cancellation, because the step often failed
+// exactly because ctx was cancelled, and the undo must still happen.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
 // storeFailed logs a store error and returns the error to report.
 func (s *Service) storeFailed(op, token string, err error) error {
 	s.logger.Error("passwordless: store failed", "operation", op, "token", token, "error", err)

@@ -67,6 +67,9 @@ func (s *Service) resend(ctx context.Context, req ResendRequest, rates *rateTrac
 	if !caller.mayActFor(signIn.ClientID) {
 		return ResendResult{}, ErrClientMismatch
 	}
+	if !s.now().Before(signIn.CreatedAt.Add(s.signInTTL)) {
+		return ResendResult{}, ErrSignInNotFound
+	}
 	if wait := s.resendAfter(signIn); wait != 0 {
 		return ResendResult{}, &ResendLimitError{RetryAfter: wait, AttemptsLeft: max(s.maxAttempts-signIn.Attempts, 0)}
 	}
@@ -116,12 +119,15 @@ func (s *Service) resend(ctx context.Context, req ResendRequest, rates *rateTrac
 
 	localeIndex := s.catalog.match(updated.Locale)
 	if err := s.send(ctx, sender, updated, localeIndex, code); err != nil {
-		// The new code was never delivered, so put the previous one back,
-		// unless yet another code replaced it meanwhile.
-		if _, restoreErr := s.store.SetCode(ctx, signIn.Token, next.CodeHash, previous); restoreErr != nil && !errors.Is(restoreErr, ErrConflict) {
+		// The user may never get the new code, so put back the one they
+		// hold, unless yet another code replaced it meanwhile. The send
+		// budgets stay spent, as in Start, because the message may have
+		// gone out all the same.
+		cleanup, cancel := cleanupContext(ctx)
+		defer cancel()
+		if _, restoreErr := s.store.SetCode(cleanup, signIn.Token, next.CodeHash, previous); restoreErr != nil && !errors.Is(restoreErr, ErrConflict) {
 			s.logger.Error("passwordless: restoring the previous code after a failed send failed", "token", signIn.Token, "error", restoreErr)
 		}
-		rates.refund(ctx, sendPolicies...)
 		return ResendResult{}, err
 	}
 

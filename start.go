@@ -76,8 +76,11 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 	if err := rates.checkSlots(ctx, s.failureBudget(dest.canonical)); err != nil {
 		return StartResult{}, err
 	}
-	// The destination budgets are refunded if no message goes out, so that
-	// a failure of ours does not cost the user a send.
+	// The destination budgets are refunded if the sign-in cannot be
+	// stored, because then nothing was sent. A failed send keeps them
+	// spent: the provider may have delivered the message all the same,
+	// and refunds there would let a caller send without limit by making
+	// the sends look failed, for example by hanging up.
 	startBudget := s.destinationPolicy("start-destination", dest.canonical, s.limits.StartPerDestination)
 	if err := rates.take(ctx, startBudget); err != nil {
 		return StartResult{}, err
@@ -118,10 +121,11 @@ func (s *Service) start(ctx context.Context, req StartRequest, rates *rateTracke
 	}
 
 	if err := s.send(ctx, sender, signIn, localeIndex, code); err != nil {
-		if delErr := s.store.Delete(ctx, token); delErr != nil {
+		cleanup, cancel := cleanupContext(ctx)
+		defer cancel()
+		if delErr := s.store.Delete(cleanup, token); delErr != nil {
 			s.logger.Error("passwordless: removing a sign-in after a failed send failed", "token", token, "error", delErr)
 		}
-		rates.refund(ctx, destPolicies...)
 		return StartResult{}, err
 	}
 	return StartResult{Token: token, Locale: locale}, nil

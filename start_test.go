@@ -101,12 +101,83 @@ func TestStartSendFailureRemovesSignIn(t *testing.T) {
 		t.Errorf("store holds %d sign-ins, want 0", n)
 	}
 
-	// The failed send did not spend the destination's send quota.
+	// The failed send still spent a start of the destination's budget,
+	// because the provider may have delivered it: four more are left.
 	env.out.setFail(nil)
-	for i := range 5 {
+	for i := range 4 {
 		if _, err := env.svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"}); err != nil {
 			t.Fatalf("start %d after the failure: %v", i, err)
 		}
+	}
+	if _, err := env.svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"}); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("sixth start: err = %v, want ErrRateLimited", err)
+	}
+}
+
+// cancelAwareStore fails every call whose context is done, as a database
+// store does.
+type cancelAwareStore struct{ *MemoryStore }
+
+func (s cancelAwareStore) SetCode(ctx context.Context, token string, prevHash []byte, next CodeState) (SignIn, error) {
+	if err := ctx.Err(); err != nil {
+		return SignIn{}, err
+	}
+	return s.MemoryStore.SetCode(ctx, token, prevHash, next)
+}
+
+func (s cancelAwareStore) Delete(ctx context.Context, token string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.MemoryStore.Delete(ctx, token)
+}
+
+func TestSendCancelledByCallerIsUndone(t *testing.T) {
+	env := newTestEnv(t, nil)
+	var hangUp context.CancelFunc
+	svc, err := New(Config{
+		Secret:    testSecret,
+		Store:     cancelAwareStore{env.store},
+		Clients:   env.svc.clients,
+		Limiter:   env.svc.limiter,
+		Logger:    env.svc.logger,
+		Now:       env.clock.Now,
+		SMSSender: SenderFunc(func(ctx context.Context, m Message) error {
+			if hangUp != nil {
+				// The caller hangs up while the provider is being called.
+				hangUp()
+				return ctx.Err()
+			}
+			return env.out.Send(ctx, m)
+		}),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	started, err := svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	code := env.out.lastCode(t)
+	env.clock.Advance(time.Minute)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hangUp = cancel
+	if _, err := svc.Resend(ctx, ResendRequest{Token: started.Token}); !errors.Is(err, ErrSendFailed) {
+		t.Fatalf("Resend: err = %v, want ErrSendFailed", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	hangUp = cancel
+	if _, err := svc.Start(ctx, StartRequest{Connection: "sms", PhoneNumber: "+46701111112"}); !errors.Is(err, ErrSendFailed) {
+		t.Fatalf("Start: err = %v, want ErrSendFailed", err)
+	}
+	hangUp = nil
+
+	if n := env.store.Len(); n != 1 {
+		t.Errorf("store holds %d sign-ins, want only the first: the failed start must be removed", n)
+	}
+	if _, err := svc.Verify(context.Background(), VerifyRequest{Token: started.Token, Code: code}); err != nil {
+		t.Errorf("the code held before the failed resend: %v", err)
 	}
 }
 

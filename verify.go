@@ -126,7 +126,6 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 		return Identity{}, s.verifyFailed(ErrCodeMismatch, signIn)
 	}
 
-	rates.refund(ctx, failure)
 	if err := s.store.Consume(ctx, signIn.Token, signIn.CodeHash); err != nil {
 		if errors.Is(err, ErrConflict) {
 			// A resend replaced the code after it was read: the code the
@@ -135,6 +134,7 @@ func (s *Service) verify(ctx context.Context, req VerifyRequest, rates *rateTrac
 		}
 		return Identity{}, s.lookupFailed("consume", signIn.Token, err)
 	}
+	rates.refund(ctx, failure)
 	return identityOf(signIn), nil
 }
 
