@@ -136,12 +136,12 @@ func TestSendCancelledByCallerIsUndone(t *testing.T) {
 	env := newTestEnv(t, nil)
 	var hangUp context.CancelFunc
 	svc, err := New(Config{
-		Secret:    testSecret,
-		Store:     cancelAwareStore{env.store},
-		Clients:   env.svc.clients,
-		Limiter:   env.svc.limiter,
-		Logger:    env.svc.logger,
-		Now:       env.clock.Now,
+		Secret:  testSecret,
+		Store:   cancelAwareStore{env.store},
+		Clients: env.svc.clients,
+		Limiter: env.svc.limiter,
+		Logger:  env.svc.logger,
+		Now:     env.clock.Now,
 		SMSSender: SenderFunc(func(ctx context.Context, m Message) error {
 			if hangUp != nil {
 				// The caller hangs up while the provider is being called.
