@@ -1609,3 +1609,69 @@ func TestHandlerResendExhausted(t *testing.T) {
 		t.Errorf("Retry-After = %q, want none: no retry can succeed", got)
 	}
 }
+
+func TestHandlerEmptyBearerToken(t *testing.T) {
+	t.Parallel()
+	env := newHandlerEnv(t)
+	for _, header := range []string{"Bearer", "Bearer ", "bearer    "} {
+		rec := env.do(t, postForm(apiStart, "connection", "sms", "phoneNumber", "+46701111111").with("Authorization", header))
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: status = %d, want 401", header, rec.Code)
+		}
+	}
+	if n := len(env.outbox.sent()); n != 0 {
+		t.Errorf("sent %d messages, want none", n)
+	}
+}
+
+func TestHandlerUnencodableHookResult(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	svc, err := New(Config{
+		Secret:    testSecret,
+		SMSSender: SenderFunc(func(context.Context, Message) error { return nil }),
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var code string
+	svc.senders[SMS] = SenderFunc(func(_ context.Context, m Message) error { code = m.Code; return nil })
+	h := NewHandler(svc, HandlerConfig{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		OnVerified: func(context.Context, *http.Request, Identity) (any, error) {
+			return map[string]any{"session": make(chan int)}, nil
+		},
+	})
+	started, err := svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+
+	req := httptest.NewRequest(http.MethodPost, "/api/2/passwordless/verify",
+		strings.NewReader("passwordlessToken="+started.Token+"&code="+code))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status = %d, want 500", rec.Code)
+	}
+	var body struct {
+		Name  string `json:"name"`
+		Type  string `json:"type"`
+		Code  int    `json:"code"`
+		Error struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, rec.Body.String())
+	}
+	if body.Name != "SPP Container" || body.Type != "error" || body.Code != 500 || body.Error.Description != "Internal error" {
+		t.Errorf("body = %+v, want an error container", body)
+	}
+	if !strings.Contains(logs.String(), "encoding the response failed") {
+		t.Errorf("the encoding error was not logged:\n%s", logs.String())
+	}
+}

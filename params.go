@@ -222,6 +222,10 @@ func credentials(r *http.Request, p params) (Credentials, error) {
 	case auth == "":
 	case strings.EqualFold(scheme, "Bearer"):
 		creds.BearerToken = strings.TrimSpace(value)
+		if creds.BearerToken == "" {
+			// An empty token must not fall back to the default client.
+			return creds, ErrInvalidAccessToken
+		}
 	case strings.EqualFold(scheme, "Basic"):
 		id, secret, ok := basicCredentials(strings.TrimSpace(value))
 		if !ok {

@@ -43,7 +43,9 @@ type Config struct {
 	// restart; New logs a warning.
 	Secret []byte
 	// PreviousSecrets are older secrets still accepted when verifying, so
-	// the secret can be rotated without failing sign-ins in flight.
+	// the secret can be rotated without failing sign-ins in flight. The
+	// last one also keys the destination rate limits, which therefore
+	// start afresh only when it is removed.
 	PreviousSecrets [][]byte
 
 	// Store keeps sign-ins. Default: a MemoryStore.
@@ -215,6 +217,9 @@ func (s *Service) checkSettings(cfg Config) error {
 	case s.maxResends < 0:
 		return fmt.Errorf("passwordless: MaxResends %d is negative", s.maxResends)
 	}
+	if err := s.checkLimits(); err != nil {
+		return err
+	}
 	if s.codeTTL > 10*time.Minute {
 		s.logger.Warn("passwordless: CodeTTL is above 10 minutes, the most NIST SP 800-63B allows for out-of-band codes", "code_ttl", s.codeTTL)
 	}
@@ -232,6 +237,45 @@ func (s *Service) checkSettings(cfg Config) error {
 	}
 	if s.region != "" && !supported[s.region] {
 		return fmt.Errorf("passwordless: PhoneRegion %q is not a supported ISO 3166 region code such as SE", cfg.PhoneRegion)
+	}
+	return nil
+}
+
+// checkLimits rejects a Limit with only one of Quota and Window set, which
+// would otherwise turn its policy off unnoticed, and one whose window is too
+// short to divide among its quota. It warns about destination budgets that
+// are turned off.
+func (s *Service) checkLimits() error {
+	l := &s.limits
+	named := []struct {
+		name        string
+		limit       Limit
+		destination bool
+	}{
+		{"StartPerIP", l.StartPerIP, false},
+		{"ResendPerIP", l.ResendPerIP, false},
+		{"VerifyPerIP", l.VerifyPerIP, false},
+		{"StartPerClient", l.StartPerClient, false},
+		{"ResendPerClient", l.ResendPerClient, false},
+		{"VerifyPerClient", l.VerifyPerClient, false},
+		{"StartPerDestination", l.StartPerDestination, true},
+		{"SendsPerDestination", l.SendsPerDestination, true},
+		{"FailuresPerDestination", l.FailuresPerDestination, true},
+		{"SMSPerCountry", l.SMSPerCountry, true},
+	}
+	for _, n := range named {
+		q, w := n.limit.Quota, n.limit.Window
+		switch {
+		case q > 0 && w <= 0:
+			return fmt.Errorf("passwordless: Limits.%s has Quota %d but Window %s, expected a positive Window", n.name, q, w)
+		case q == 0 && w != 0:
+			return fmt.Errorf("passwordless: Limits.%s has Window %s but no Quota; set a Quota, or -1 to turn the policy off", n.name, w)
+		case q > 0 && w < time.Duration(q):
+			return fmt.Errorf("passwordless: Limits.%s Window %s is shorter than one nanosecond per event of Quota %d", n.name, w, q)
+		}
+		if n.destination && !n.limit.Enabled() {
+			s.logger.Warn("passwordless: a destination rate limit is turned off", "limit", n.name)
+		}
 	}
 	return nil
 }
@@ -257,7 +301,9 @@ func (s *Service) setSecrets(cfg Config) error {
 		s.secrets = append(s.secrets, slices.Clone(key))
 	}
 
-	mac := hmac.New(sha256.New, secret)
+	// The oldest secret keys the destination budgets, so that a rotation
+	// does not reset them while the old secret is still listed.
+	mac := hmac.New(sha256.New, s.secrets[len(s.secrets)-1])
 	mac.Write([]byte("passwordless rate-limit keys"))
 	s.limiterKey = mac.Sum(nil)
 	return nil

@@ -277,12 +277,18 @@ func (t *rateTracker) refuseSlots(b windowBudget, waits []time.Duration) error {
 	return &RateLimitError{Status: status}
 }
 
-// ipPolicy returns a per-IP policy; an invalid address disables it.
+// ipPolicy returns a per-IP policy; an invalid address disables it. An
+// IPv6 address counts as its /64 network, because one host commonly holds
+// a whole /64 and could otherwise use a fresh address per request.
 func ipPolicy(name string, ip netip.Addr, limit Limit) policy {
 	if !ip.IsValid() {
 		return policy{}
 	}
-	return policy{name: name, key: name + ":" + ip.String(), limit: limit}
+	key := ip.String()
+	if ip.Is6() {
+		key = netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return policy{name: name, key: name + ":" + key, limit: limit}
 }
 
 func clientPolicy(name, clientID string, limit Limit) policy {

@@ -1,6 +1,7 @@
 package passwordless
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -248,5 +249,56 @@ func TestRateStatusLeavesOutRefundedBudget(t *testing.T) {
 	}
 	if res.RateLimit.Policy != "verify-ip" || res.RateLimit.Remaining != 56 {
 		t.Errorf("RateLimit = %+v, want verify-ip with 56 left: the refunded failure budget must not be reported", res.RateLimit)
+	}
+}
+
+func TestPerIPLimitCountsIPv6Network(t *testing.T) {
+	env := newTestEnv(t, onlyLimit(func(l *Limits) {
+		l.StartPerIP = Limit{Quota: 2, Window: time.Hour}
+	}))
+	start := func(ip string) error {
+		_, err := env.svc.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111", ClientIP: netip.MustParseAddr(ip)})
+		return err
+	}
+
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"} {
+		if err := start(ip); err != nil {
+			t.Fatalf("start from %s: %v", ip, err)
+		}
+	}
+	if err := start("2001:db8:1:2:abcd::77"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("third address of the same /64: err = %v, want ErrRateLimited", err)
+	}
+	if err := start("2001:db8:1:3::1"); err != nil {
+		t.Errorf("another /64: %v", err)
+	}
+}
+
+func TestSecretRotationKeepsDestinationBudgets(t *testing.T) {
+	env := newTestEnv(t, onlyLimit(func(l *Limits) {
+		l.FailuresPerDestination = Limit{Quota: 3, Window: time.Hour}
+	}))
+	token, code := env.start(t, "+46701111111")
+	for range 3 {
+		env.verify(token, wrongCode(code))
+	}
+
+	rotated, err := New(Config{
+		Secret:          bytes.Repeat([]byte("n"), 32),
+		PreviousSecrets: [][]byte{testSecret},
+		Store:           env.store,
+		Clients:         env.svc.clients,
+		SMSSender:       env.out,
+		Limiter:         env.svc.limiter,
+		Limits:          env.svc.limits,
+		Logger:          env.svc.logger,
+		Now:             env.clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	_, err = rotated.Start(context.Background(), StartRequest{Connection: "sms", PhoneNumber: "+46701111111"})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("start after rotation: err = %v, want the spent failure budget to hold", err)
 	}
 }

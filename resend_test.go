@@ -206,3 +206,20 @@ func TestResendErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestResendStopsAtSignInTTL(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.SignInTTL = 20 * time.Minute })
+	token, _ := env.start(t, "+46701111111")
+
+	env.clock.Advance(19 * time.Minute)
+	if _, err := env.resend(token); err != nil {
+		t.Fatalf("resend before SignInTTL: %v", err)
+	}
+	env.clock.Advance(time.Minute)
+	if _, err := env.resend(token); !errors.Is(err, ErrSignInNotFound) {
+		t.Errorf("resend at SignInTTL: err = %v, want ErrSignInNotFound", err)
+	}
+	if _, err := env.verify(token, env.out.lastCode(t)); err != nil {
+		t.Errorf("the code resent before SignInTTL still works until it expires: %v", err)
+	}
+}

@@ -154,6 +154,9 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, route string, st
 		h.cfg.Logger.Error("passwordless: encoding the response failed", "route", route, "error", err)
 		status = http.StatusInternalServerError
 		data = []byte(`{"error":"server_error","error_description":"Internal error"}`)
+		if h.cfg.Style == ContainerStyle {
+			data, _ = json.Marshal(h.container(r, route, status, outcome{}, &errorInfo{status, "Internal error", "server_error"}))
+		}
 	}
 	w.WriteHeader(status)
 	w.Write(append(data, '\n'))
@@ -210,6 +213,9 @@ func untilMoreQuota(s RateStatus) time.Duration {
 		return 0
 	}
 	interval := s.Limit.Window / time.Duration(s.Limit.Quota)
+	if interval <= 0 {
+		return 0
+	}
 	if part := s.Reset % interval; part > 0 {
 		return part
 	}

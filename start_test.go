@@ -312,6 +312,9 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"unknown region", Config{Secret: testSecret, AllowedSMSRegions: []string{"XX"}}, `"XX"`},
 		{"bad phone region", Config{Secret: testSecret, PhoneRegion: "Sweden"}, "PhoneRegion"},
 		{"product with newline", Config{Secret: testSecret, ProductName: "A\r\nBcc: x"}, "ProductName"},
+		{"quota without window", Config{Secret: testSecret, Limits: Limits{FailuresPerDestination: Limit{Quota: 3}}}, "Limits.FailuresPerDestination has Quota 3"},
+		{"window without quota", Config{Secret: testSecret, Limits: Limits{StartPerIP: Limit{Window: time.Hour}}}, "Limits.StartPerIP has Window 1h0m0s but no Quota"},
+		{"window too short", Config{Secret: testSecret, Limits: Limits{VerifyPerIP: Limit{Quota: 3, Window: 2}}}, "Limits.VerifyPerIP Window 2ns"},
 		{"broken template", Config{Secret: testSecret, Templates: map[languageTag]MessageTemplate{mustTag("en"): {SMS: "{{.Missing}}"}}}, "sms"},
 	}
 	for _, tt := range tests {
@@ -387,5 +390,20 @@ func TestConcurrentStartsShareOneBudget(t *testing.T) {
 	wg.Wait()
 	if admitted.Load() != 25 || limited.Load() != 75 {
 		t.Errorf("admitted %d, limited %d, want 25 and 75", admitted.Load(), limited.Load())
+	}
+}
+
+func TestNewWarnsAboutDisabledDestinationLimits(t *testing.T) {
+	var log syncBuffer
+	_, err := New(Config{
+		Secret: testSecret,
+		Limits: Limits{FailuresPerDestination: Limit{Quota: -1}},
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if !strings.Contains(log.String(), "limit=FailuresPerDestination") {
+		t.Errorf("no warning about the disabled failure budget:\n%s", log.String())
 	}
 }
