@@ -58,7 +58,7 @@ func (c Caller) mayActFor(clientID string) bool {
 
 // ClientAuthority decides which API client a request acts for and whether
 // it may call the endpoint. Its errors decide the contract's 401, 403 and
-// 404 answers, so an implementation returns one of ErrUnknownClient,
+// 404 responses, so an implementation returns one of ErrUnknownClient,
 // ErrUserNotAdmin, ErrClientNotAdmin, ErrEndpointNotAllowed,
 // ErrIPNotAllowed, ErrTokenNotAllowed, ErrInvalidAccessToken,
 // ErrInvalidClientCredentials and ErrMissingClient (wrapped or not), or

@@ -245,10 +245,10 @@ const (
 // "420 status code 420".
 const StatusRateLimited = 420
 
-// HTTPStatus returns the HTTP status of the Handler's response to err: 400 for
-// bad parameters and failed verifications, the contract's 401, 403 and 404
-// for client errors, 420 for rate limits, 429 for resend limits, 502 when
-// sending failed, 503 when a backend failed, and 500 for anything else.
+// HTTPStatus returns the HTTP status of the Handler's response to err. Bad
+// parameters and failed verifications give 400, and client errors the
+// contract's 401, 403 and 404. Rate limits give 420 and resend limits 429.
+// A failed send gives 502, a failed backend 503, and anything else 500.
 func HTTPStatus(err error) int {
 	return describeError(err, "", "").status
 }

@@ -98,7 +98,7 @@ func ExampleNewHandler() {
 	// 400 true
 }
 
-// Errors carry their reason for logs while the caller answers alike.
+// Errors carry their reason for logs while the caller responds alike.
 func ExampleVerifyError() {
 	svc, _ := passwordless.New(passwordless.Config{
 		Secret:    []byte("an example secret of 32 bytes!!!"),

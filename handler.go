@@ -40,19 +40,19 @@ type HandlerConfig struct {
 	// RateLimitStatus is the status of rate-limited responses. Default: 420,
 	// as the contract has it; 429 is the registered HTTP status.
 	RateLimitStatus int
-	// ProductName replaces "Schibsted account" in the 403 text that tells
-	// clients whom to contact.
+	// ProductName replaces "Schibsted account" in the 403 text that names
+	// whom clients should contact.
 	ProductName string
 	// OnVerified runs after a successful verify, for example to find or
 	// create the user and issue its session. Its result is the response's
-	// data. An error makes the answer 500 and is logged; the sign-in is
+	// data. An error makes the response a 500 and is logged, and the sign-in is
 	// consumed by then, so the user must start again. Default: the
 	// response's data is the Identity.
 	OnVerified func(ctx context.Context, r *http.Request, id Identity) (any, error)
 	// Debug adds the contract's debug object (route and parameter names,
 	// never values) to container responses.
 	Debug bool
-	// Logger receives errors the handler cannot answer with a documented
+	// Logger receives errors the handler cannot map to a documented
 	// status. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -110,7 +110,7 @@ type outcome struct {
 	paramNames []string
 }
 
-// ServeHTTP routes the request and writes the answer.
+// ServeHTTP routes the request and writes the response.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route, suffix, ok := h.route(r.URL.Path)
 	endpoint := h.routes[route]

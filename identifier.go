@@ -34,7 +34,7 @@ func parseConnection(s string) (Connection, error) {
 // deliver to, and the canonical key that budgets and identity checks use.
 type destination struct {
 	connection Connection
-	// address is what the message is sent to: the email address as typed,
+	// address is the recipient of the message: the email address as typed,
 	// with the domain lowercased and in punycode, or the E.164 number.
 	address string
 	// canonical is the identity: the email address case-folded, or the

@@ -180,8 +180,8 @@ func readJSON(body io.Reader) (params, error) {
 	return p, nil
 }
 
-// jsonReadError keeps a body-size error as it is, so the handler can answer
-// 413, and reports anything else as malformed JSON.
+// jsonReadError keeps a body-size error as it is, so that the handler can
+// respond with 413, and reports anything else as malformed JSON.
 func jsonReadError(err error, malformed error) error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -245,7 +245,7 @@ func credentials(r *http.Request, p params) (Credentials, error) {
 }
 
 // basicCredentials decodes HTTP Basic credentials, whose parts are
-// form-encoded as RFC 6749 section 2.3.1 asks for client credentials.
+// form-encoded as RFC 6749 section 2.3.1 requires for client credentials.
 func basicCredentials(value string) (id, secret string, ok bool) {
 	raw, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {

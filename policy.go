@@ -166,7 +166,7 @@ func (t *rateTracker) take(ctx context.Context, policies ...policy) error {
 	return nil
 }
 
-// refund gives back one event of each policy and forgets its status, since
+// refund gives back one event of each policy and drops its status, because
 // the event no longer counts. Refund errors are logged and otherwise
 // ignored: a lost refund only makes a budget stricter.
 func (t *rateTracker) refund(ctx context.Context, policies ...policy) {

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// onlyLimit disables every policy but the one set by edit, so a test sees
+// onlyLimit disables every policy but the one set by edit, so a test checks
 // one budget at a time.
 func onlyLimit(edit func(*Limits)) func(*Config) {
 	return func(c *Config) {

@@ -21,7 +21,7 @@ func (l Limit) Enabled() bool {
 	return l.Quota > 0 && l.Window > 0
 }
 
-// Decision is a rate limiter's answer for one key.
+// Decision is a rate limiter's verdict for one key.
 type Decision struct {
 	// Allowed reports whether the event was admitted (for Take) or would be
 	// admitted (for Peek).

@@ -50,7 +50,7 @@ type CodeState struct {
 }
 
 // Store keeps sign-ins. The service needs each method to be atomic on its
-// own; it never asks for a transaction across methods. Every method that
+// own; it never needs a transaction across methods. Every method that
 // finds no sign-in for the token, or finds one whose ExpiresAt has passed,
 // returns ErrNotFound. Any other error is a system error that the service
 // reports as ErrStoreUnavailable.
@@ -68,7 +68,7 @@ type Store interface {
 
 	// AddAttempt increments the sign-in's Attempts and returns the sign-in
 	// as it is after the increment. Increment and read are one atomic step,
-	// so of n concurrent calls exactly one sees each count.
+	// so of n concurrent calls exactly one returns each count.
 	AddAttempt(ctx context.Context, token string) (SignIn, error)
 
 	// SetCode replaces the sign-in's code state, only if its CodeHash still

@@ -55,7 +55,7 @@ type VerifyResult struct {
 // Every failed check returns a *VerifyError that matches
 // ErrVerificationFailed, whether the code was wrong or expired, the token
 // unknown or used, the identifier different or a limit reached; its Reason
-// tells them apart for logs. A sign-in accepts at most MaxAttempts checks,
+// distinguishes them in logs. A sign-in accepts at most MaxAttempts checks,
 // counted before the code is compared, so concurrent guesses cannot exceed
 // it; after that even the right code fails. Failed checks also spend the
 // destination's FailuresPerDestination budget, which spans sign-ins.
